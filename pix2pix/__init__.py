@@ -1,0 +1,20 @@
+"""facade-pix2pix: paint a CMP facade label map, get a photo-like facade (pix2pix, Isola et al. 2017).
+
+>>> from pix2pix import Pix2Pix
+>>> model = Pix2Pix.load()                    # bundled weights, $PIX2PIX_WEIGHTS, a folder, repo id or .pth
+>>> facades = model.generate("labels.png", seed=0, num_samples=4)
+"""
+
+from .assets import BUNDLED_WEIGHTS, EXAMPLES_DIR, example_labels, example_photo
+from .images import MAX_PIXELS, load_image
+from .models import PatchDiscriminator, UnetGenerator, init_weights
+from .official import load_official_checkpoint
+from .palette import CLASS_NAMES, CLASSES, NUM_CLASSES, PALETTE, index_to_rgb, rgb_to_index, snap_to_palette
+from .predictor import Pix2Pix, WeightsNotFoundError, default_device, load_generator
+
+__all__ = [
+    "BUNDLED_WEIGHTS", "CLASSES", "CLASS_NAMES", "EXAMPLES_DIR", "MAX_PIXELS", "NUM_CLASSES", "PALETTE",
+    "PatchDiscriminator", "Pix2Pix", "UnetGenerator", "WeightsNotFoundError", "default_device",
+    "example_labels", "example_photo", "index_to_rgb", "init_weights", "load_generator", "load_image",
+    "load_official_checkpoint", "rgb_to_index", "snap_to_palette",
+]

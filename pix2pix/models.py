@@ -1,0 +1,160 @@
+"""The pix2pix networks: the U-Net generator and the 70x70 PatchGAN discriminator (Isola et al., 2017).
+
+Layer order, bias placement and widths follow the authors' PyTorch code (``unet_256`` and ``basic``
+``NLayerDiscriminator``) so their checkpoints load one to one (see ``pix2pix.official``). Where they use
+BatchNorm we use ``InstanceNorm2d(affine=True)``: at the paper's batch size of 1 in training mode both
+normalise each channel by the statistics of the one image, and instance norm keeps that true for every
+sample of a larger batch, so batched sampling and batched training stay exact per sample.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from torch import nn
+
+DROPOUT_P = 0.5
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def _norm(channels: int) -> nn.InstanceNorm2d:
+    return nn.InstanceNorm2d(channels, affine=True)
+
+
+def _down(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel_size=4, stride=2, padding=1, bias=False)
+
+
+def _up(cin: int, cout: int, bias: bool = False) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1, bias=bias)
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """The paper's initialisation: weights from N(0, 0.02), norm scales from N(1, 0.02), biases zero."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.InstanceNorm2d, nn.BatchNorm2d)) and m.affine:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+
+
+class UnetGenerator(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="facade-pix2pix",
+    tags=["pix2pix", "image-to-image", "gan", "facades"],
+    pipeline_tag="image-to-image",
+    license="mit",
+):
+    """U-Net 256: encoder C64-C128-C256-C512-C512-C512-C512-C512, mirrored decoder with skips, Tanh.
+
+    ``num_downs`` halvings take a 2**num_downs image down to 1x1 (8 for 256x256). Dropout 0.5 follows
+    the three decoder blocks just outside the innermost one, as in the paper; it is the generator's
+    only source of noise, and pix2pix keeps it on at test time.
+
+    ``forward(x, seeds=...)`` draws each sample's dropout masks from its own seeded CPU generator, so
+    a sample depends only on its input and its seed, never on the global RNG, the batch it is in or
+    the device. Without seeds, dropout follows ``self.training`` like ``nn.Dropout``.
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, num_downs: int = 8):
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"num_downs must be at least 5 (the U-Net has 5 fixed levels), got {num_downs}")
+        self.num_downs = num_downs
+        # w[k] = channels after the (k+1)-th down-convolution: 64, 128, 256, 512, 512, ...
+        w = [ngf * min(2**k, 8) for k in range(num_downs)]
+
+        # Encoder: outermost conv has no norm, nor has the innermost (its output is 1x1).
+        self.encoder = nn.ModuleList([_down(in_channels, w[0])])
+        for k in range(1, num_downs - 1):
+            self.encoder.append(nn.Sequential(_down(w[k - 1], w[k]), _norm(w[k])))
+        self.encoder.append(_down(w[-2], w[-1]))
+
+        # Decoder, innermost first. Each block (but the last) is followed by a skip concatenation,
+        # so blocks after the innermost take twice the channels.
+        self.decoder = nn.ModuleList([nn.Sequential(_up(w[-1], w[-2]), _norm(w[-2]))])
+        for k in range(num_downs - 2, 0, -1):
+            self.decoder.append(nn.Sequential(_up(2 * w[k], w[k - 1]), _norm(w[k - 1])))
+        self.decoder.append(_up(2 * w[0], out_channels, bias=True))
+        # Decoder indices followed by dropout: the official code's ``num_downs - 5`` ngf*8 blocks.
+        self.dropout_blocks = tuple(range(1, num_downs - 4))
+        init_weights(self)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token,
+                         map_location: str = "cpu", strict: bool = True, **model_kwargs):
+        # The mixin's default is strict=False, which would silently keep random weights for any
+        # tensor missing from the file; weights stored in fp16 are upcast by load_state_dict's copy.
+        from safetensors.torch import load_model
+
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            model_file = os.path.join(model_id, WEIGHTS_NAME)
+        else:
+            model_file = hf_hub_download(repo_id=model_id, filename=WEIGHTS_NAME, revision=revision,
+                                         cache_dir=cache_dir, force_download=force_download, token=token,
+                                         local_files_only=local_files_only)
+        load_model(model, model_file, strict=strict, device=map_location)
+        return model.eval()
+
+    def forward(self, x: torch.Tensor, seeds: Sequence[int] | None = None) -> torch.Tensor:
+        if seeds is not None and len(seeds) != x.shape[0]:
+            raise ValueError(f"got {len(seeds)} seeds for a batch of {x.shape[0]}")
+        rngs = None if seeds is None else [torch.Generator().manual_seed(int(s)) for s in seeds]
+        skips = []
+        h = self.encoder[0](x)
+        for down in self.encoder[1:]:
+            # The official blocks apply this LeakyReLU in place, so the skip carries the activated map.
+            h = F.leaky_relu(h, 0.2)
+            skips.append(h)
+            h = down(h)
+        for i, up in enumerate(self.decoder):
+            h = up(F.relu(h))
+            if i in self.dropout_blocks:
+                h = self._dropout(h, rngs)
+            if skips:
+                h = torch.cat([skips.pop(), h], dim=1)
+        return torch.tanh(h)
+
+    def _dropout(self, h: torch.Tensor, rngs: list[torch.Generator] | None) -> torch.Tensor:
+        if rngs is None:
+            return F.dropout(h, DROPOUT_P, self.training)
+        # Per-sample masks drawn on the CPU: the same seed gives the same mask on every device.
+        keep = torch.stack([torch.rand(h.shape[1:], generator=g) >= DROPOUT_P for g in rngs])
+        return h * keep.to(device=h.device, dtype=h.dtype) * (1.0 / (1.0 - DROPOUT_P))
+
+
+class PatchDiscriminator(nn.Module):
+    """The 70x70 PatchGAN: C64-C128-C256-C512 (the last two stride 1), then a 1-channel conv.
+
+    Takes the label map and an image concatenated on channels and returns raw logits, one per 70x70
+    patch (30x30 for 256x256 inputs); the loss applies the sigmoid.
+    """
+
+    def __init__(self, in_channels: int = 6, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=False),
+                _norm(ndf * mult),
+                nn.LeakyReLU(0.2, True),
+            ]
+        layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))
+        self.model = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, labels: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.cat([labels, images], dim=1))

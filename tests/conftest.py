@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny generator saved the Hugging Face way, and the shipped test data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from pix2pix import UnetGenerator
+
+DATA = Path(__file__).parent / "data"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Tests never reach the network: the Hub client stays offline unless a test points it at 127.0.0.1.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_generator() -> UnetGenerator:
+    """An ngf=8 U-Net 256 with fixed random weights (852k parameters: fast on CPU)."""
+    torch.manual_seed(0)
+    return UnetGenerator(ngf=8).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory, tiny_generator) -> Path:
+    """A folder written by ``save_pretrained`` (config.json + model.safetensors) for the tiny model."""
+    folder = tmp_path_factory.mktemp("tiny-weights")
+    tiny_generator.save_pretrained(folder)
+    return folder
