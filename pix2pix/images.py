@@ -83,8 +83,11 @@ def load_image(source: ImageLike) -> Image.Image:
             image.load()
     except UnidentifiedImageError:
         raise ValueError(f"{name}: not an image (PNG, JPEG, WebP, BMP, ... expected)") from None
-    except Image.DecompressionBombError as e:
-        raise ValueError(f"{name}: the image is too large ({e})") from None
+    except Image.DecompressionBombError:  # PIL's own limit is above MAX_PIXELS, so this is ours too
+        raise ValueError(
+            f"{name}: the image is too large (over {MAX_PIXELS:,} pixels). "
+            f"Label maps are used at {SIZE}x{SIZE}: downscale it first."
+        ) from None
     except (OSError, SyntaxError, EOFError) as e:
         raise ValueError(f"{name}: the image file is corrupt or truncated ({e}); re-export or re-download it") from None
     return image

@@ -106,10 +106,33 @@ class UnetGenerator(
         load_model(model, model_file, strict=strict, device=map_location)
         return model.eval()
 
-    def forward(self, x: torch.Tensor, seeds: Sequence[int] | None = None) -> torch.Tensor:
-        if seeds is not None and len(seeds) != x.shape[0]:
-            raise ValueError(f"got {len(seeds)} seeds for a batch of {x.shape[0]}")
-        rngs = None if seeds is None else [torch.Generator().manual_seed(int(s)) for s in seeds]
+    def dropout_masks(self, seeds: Sequence[int], image_size: int) -> list[torch.Tensor]:
+        """Per-sample dropout masks (already scaled by 1/(1-p)) for a batch of ``image_size`` inputs.
+
+        Each sample's masks come from its own CPU generator seeded with its seed, so the same seed
+        gives the same masks in any batch and on any device, and the global RNG is never touched.
+        """
+        rngs = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        masks = []
+        for i in self.dropout_blocks:
+            block = self.decoder[i][0]
+            shape = (block.out_channels, image_size >> (self.num_downs - 1 - i), image_size >> (self.num_downs - 1 - i))
+            keep = torch.stack([torch.rand(shape, generator=g) >= DROPOUT_P for g in rngs])
+            masks.append(keep.float() * (1.0 / (1.0 - DROPOUT_P)))
+        return masks
+
+    def forward(
+        self, x: torch.Tensor, seeds: Sequence[int] | None = None, masks: Sequence[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Labels in [-1, 1] to images in [-1, 1].
+
+        Dropout: with ``seeds`` (one per sample) or precomputed ``masks`` from ``dropout_masks``, the
+        seeded masks are applied in any mode; with neither, dropout follows ``self.training``.
+        """
+        if seeds is not None:
+            if len(seeds) != x.shape[0]:
+                raise ValueError(f"got {len(seeds)} seeds for a batch of {x.shape[0]}")
+            masks = [m.to(x.device) for m in self.dropout_masks(seeds, x.shape[-1])]
         skips = []
         h = self.encoder[0](x)
         for down in self.encoder[1:]:
@@ -120,17 +143,10 @@ class UnetGenerator(
         for i, up in enumerate(self.decoder):
             h = up(F.relu(h))
             if i in self.dropout_blocks:
-                h = self._dropout(h, rngs)
+                h = F.dropout(h, DROPOUT_P, self.training) if masks is None else h * masks[self.dropout_blocks.index(i)].to(h.dtype)
             if skips:
                 h = torch.cat([skips.pop(), h], dim=1)
         return torch.tanh(h)
-
-    def _dropout(self, h: torch.Tensor, rngs: list[torch.Generator] | None) -> torch.Tensor:
-        if rngs is None:
-            return F.dropout(h, DROPOUT_P, self.training)
-        # Per-sample masks drawn on the CPU: the same seed gives the same mask on every device.
-        keep = torch.stack([torch.rand(h.shape[1:], generator=g) >= DROPOUT_P for g in rngs])
-        return h * keep.to(device=h.device, dtype=h.dtype) * (1.0 / (1.0 - DROPOUT_P))
 
 
 class PatchDiscriminator(nn.Module):

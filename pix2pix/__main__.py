@@ -1,0 +1,84 @@
+"""Command-line inference: ``python -m pix2pix LABELS... -o OUTDIR``.
+
+Each label map (or every image in a folder given) becomes ``OUTDIR/<name>_seed<S>.png`` (or
+``<name>.png`` with ``--deterministic``). A file that fails is reported and the rest go on; the exit
+status is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m pix2pix", description="Render facades from CMP label maps.")
+    p.add_argument("labels", nargs="+", type=Path, help="label map images, or folders of them")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder (created if missing)")
+    p.add_argument("--weights", help="weights folder, .safetensors, official .pth or Hub repo id "
+                   "(default: $PIX2PIX_WEIGHTS, then assets/weights)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the first sample (default: random)")
+    p.add_argument("--samples", type=int, default=1, help="variations per label map (default: 1)")
+    p.add_argument("--deterministic", action="store_true", help="dropout off: one fixed result per label map")
+    p.add_argument("--keep-size", action="store_true", help="resize results to each input's size")
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    args = p.parse_args(argv)
+    if args.samples < 1:
+        p.error("--samples must be at least 1")
+    return args
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Folders become the images in them (sorted); files are kept as given, even unknown ones."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise SystemExit(f"error: {path}: no images in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from . import Pix2Pix, WeightsNotFoundError  # after argument parsing: --help stays instant
+
+    files = expand(args.labels)
+    try:
+        model = Pix2Pix.load(args.weights, device=args.device)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, WeightsNotFoundError) else 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = written = 0
+    for path in tqdm(files, desc="generating", unit="image", disable=None):
+        try:
+            stochastic = not args.deterministic
+            seed = args.seed
+            if stochastic and seed is None:
+                import secrets
+
+                seed = secrets.randbelow(2**31 - args.samples)
+            images = model.generate(path, seed=seed, num_samples=1 if args.deterministic else args.samples,
+                                    stochastic=stochastic, keep_size=args.keep_size)
+            for i, image in enumerate(images):
+                name = f"{path.stem}.png" if args.deterministic else f"{path.stem}_seed{seed + i}.png"
+                image.save(args.out / name)
+                written += 1
+        except (OSError, ValueError) as e:
+            failed += 1
+            tqdm.write(f"error: {e}", file=sys.stderr)
+    print(f"{written} image(s) written to {args.out}" + (f"; {failed} input(s) failed" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""The training kit's pieces that need no training: downloader (against 127.0.0.1), metrics, hub push, data checks."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from train.data import DataError, check_pairs, find_pairs
+from train.download import DownloadError, download, ensure_dataset, safe_extract
+from train.evaluate import l1, psnr, ssim
+from train.hub import push_to_hub
+
+
+def _png(w: int, h: int, value: int = 128) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((h, w, 3), value, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _archive(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+GOOD = _archive({f"facades/{split}/{i}.png": _png(16, 8, i) for split in ("train", "val", "test") for i in (1, 2)})
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A local HTTP server: /good.tar.gz, /truncated.tar.gz (announces more bytes than it sends), /missing."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/good.tar.gz":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(GOOD)))
+                self.end_headers()
+                self.wfile.write(GOOD)
+            elif self.path == "/truncated.tar.gz":
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(GOOD)))
+                self.end_headers()
+                self.wfile.write(GOOD[: len(GOOD) // 2])
+                self.close_connection = True
+            else:
+                self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_good_verifies_and_renames(server, tmp_path):
+    sha = hashlib.sha256(GOOD).hexdigest()
+    dest = download(f"{server}/good.tar.gz", tmp_path / "facades.tar.gz", sha256=sha, size=len(GOOD), progress=False)
+    assert dest.read_bytes() == GOOD
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["facades.tar.gz"]  # no temp file left
+    root = ensure_dataset(tmp_path, url=f"{server}/good.tar.gz", sha256=sha, counts={"train": 2, "test": 2},
+                          progress=False)
+    assert root == tmp_path / "facades" and sorted(p.name for p in (root / "train").iterdir()) == ["1.png", "2.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["facades", "facades.tar.gz"]
+
+
+def test_download_truncated_leaves_nothing(server, tmp_path):
+    with pytest.raises(DownloadError, match="truncated"):
+        download(f"{server}/truncated.tar.gz", tmp_path / "facades.tar.gz", progress=False)
+    with pytest.raises(DownloadError, match="truncated"):
+        ensure_dataset(tmp_path, url=f"{server}/truncated.tar.gz", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_checksum_mismatch_and_http_error(server, tmp_path):
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        download(f"{server}/good.tar.gz", tmp_path / "f.tar.gz", sha256="0" * 64, progress=False)
+    with pytest.raises(DownloadError, match="expected 5"):
+        download(f"{server}/good.tar.gz", tmp_path / "f.tar.gz", size=5, progress=False)
+    with pytest.raises(DownloadError, match="404"):
+        download(f"{server}/missing", tmp_path / "f.tar.gz", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unsafe_archive_rejected(tmp_path):
+    archive = tmp_path / "evil.tar.gz"
+    archive.write_bytes(_archive({"facades/train/1.png": _png(16, 8), "../escape.txt": b"x"}))
+    with pytest.raises(DownloadError, match="unsafe"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_metrics_on_known_pairs():
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert l1(x, x).tolist() == [0.0, 0.0]
+    assert math.isinf(psnr(x, x)[0].item())
+    assert torch.allclose(ssim(x, x), torch.ones(2))
+    a, b = torch.full((1, 3, 32, 32), 0.25), torch.full((1, 3, 32, 32), 0.75)
+    assert l1(a, b).item() == pytest.approx(0.5)
+    assert psnr(a, b).item() == pytest.approx(10 * math.log10(1 / 0.25))  # 6.02 dB
+    c1 = 0.01**2  # flat images: SSIM reduces to its luminance term
+    assert ssim(a, b).item() == pytest.approx((2 * 0.25 * 0.75 + c1) / (0.25**2 + 0.75**2 + c1), rel=1e-5)
+    noisy = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    assert 0 < ssim(x, noisy).min() < ssim(x, (x + noisy) / 2).min() < 1
+
+
+def test_push_sends_exactly_the_export_folder(tmp_path, tiny_weights):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for f in tiny_weights.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    (folder / "README.md").write_text("card")
+    (folder / "sample.png").write_bytes(_png(4, 4))
+    calls = []
+
+    class FakeApi:
+        def create_repo(self, **kw):
+            calls.append(("create_repo", kw))
+            return f"https://huggingface.co/{kw['repo_id']}"
+
+        def upload_folder(self, **kw):
+            sent = {p.name: p.read_bytes() for p in Path(kw["folder_path"]).iterdir()}
+            calls.append(("upload_folder", {**kw, "files": sent}))
+
+    url = push_to_hub(folder, "someone/facades", private=True, api=FakeApi())
+    assert url == "https://huggingface.co/someone/facades"
+    assert calls[0] == ("create_repo", {"repo_id": "someone/facades", "repo_type": "model", "private": True,
+                                        "exist_ok": True})
+    name, kw = calls[1]
+    assert name == "upload_folder" and kw["repo_id"] == "someone/facades" and kw["repo_type"] == "model"
+    assert sorted(kw["files"]) == ["README.md", "config.json", "model.safetensors", "sample.png"]
+    assert kw["files"]["model.safetensors"] == (tiny_weights / "model.safetensors").read_bytes()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        push_to_hub(tmp_path, "someone/facades", api=FakeApi())
+
+
+def test_corrupt_skipped_and_bad_layout_rejected(tmp_path):
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir(), bad.mkdir()
+    (good / "1.png").write_bytes(_png(16, 8))
+    (good / "2.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 64, 3), dtype=np.uint8)).save(buf, format="PNG")
+    (good / "3.png").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])  # truncated
+    with pytest.warns(UserWarning) as record:
+        pairs, skipped = check_pairs(find_pairs(good))
+    assert [p.ab.name for p in pairs] == ["1.png"] and len(skipped) == 2
+    messages = [str(w.message) for w in record]
+    assert any("2.jpg" in m for m in messages) and any("3.png" in m for m in messages)
+    (bad / "1.png").write_bytes(_png(8, 8))
+    with pytest.raises(DataError, match=r"1\.png: 8x8 pixels is not two side-by-side"):
+        check_pairs(find_pairs(bad))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images found"):
+        find_pairs(tmp_path / "empty")
+
+
+def test_paired_jitter_same_crop_and_flip_labels_stay_in_palette(tmp_path):
+    from pix2pix import PALETTE
+    from train.data import PairedDataset
+
+    half = np.empty((32, 32, 3), np.uint8)
+    half[:, :12], half[:, 12:] = PALETTE[0], PALETTE[7]  # asymmetric: a flip shows
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a_dir.mkdir(), b_dir.mkdir()
+    Image.fromarray(half).save(a_dir / "x.png")
+    Image.fromarray(half).save(b_dir / "x.png")
+    Image.fromarray(np.concatenate([half, half], axis=1)).save(tmp_path / "x.png")
+    for pairs in (find_pairs(a=a_dir, b=b_dir), find_pairs(tmp_path)):
+        ds = PairedDataset(pairs, image_size=32, load_size=36, seed=0)
+        flipped = set()
+        for epoch in range(8):
+            x, y = ds[(epoch, 0)]
+            assert torch.equal(x, ds[(epoch, 0)][0])  # the jitter repeats for (seed, epoch, image)
+            colours = {tuple(c) for c in x.add(1).mul(127.5).round().to(torch.uint8).flatten(1).T.tolist()}
+            assert colours <= {tuple(int(v) for v in c) for c in PALETTE}  # NEAREST: still label colours
+            assert (x - y).abs().mean() < 0.05  # the same crop and flip for input and target
+            flipped.add(bool(x[2, :, 0].mean() < x[2, :, -1].mean()))  # blue class now on the right
+        assert flipped == {True, False}
