@@ -45,7 +45,7 @@ def sync_playwright():
     if not CHROMIUM.exists():
         _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright  # noqa: F401
     except ImportError:
         _unavailable("the playwright Python package is not installed (pip install playwright; never `playwright install`)")
     return sync_playwright
@@ -112,6 +112,8 @@ WATCH_JS = """() => {
 
 
 def test_paint_a_stroke_and_the_facade_follows(sync_playwright, served, tmp_path):
+    from playwright.sync_api import expect
+
     model, url = served
     external: list[str] = []
     with sync_playwright() as p:
@@ -140,7 +142,10 @@ def test_paint_a_stroke_and_the_facade_follows(sync_playwright, served, tmp_path
             swatch = swatches.nth(target)
             assert swatch.evaluate("e => getComputedStyle(e).backgroundColor") == f"rgb({r}, {g}, {b})"
             swatch.click()
-            page.keyboard.press("Escape")
+            # Close the swatch popup by clicking outside it (a pointer-down on the canvas would only close it).
+            page.locator("#legend").click()
+            expect(swatches.first).to_be_hidden()
+            expect(page.get_by_label("Color", exact=True)).to_have_css("color", f"rgb({r}, {g}, {b})")
 
             # Draw horizontal strokes across the middle of the canvas, one after the other.
             canvas = page.locator("#canvas .pixi-target canvas").first

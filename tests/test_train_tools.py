@@ -100,6 +100,18 @@ def test_download_checksum_mismatch_and_http_error(server, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_extracted_files_are_checked_against_md5sums(server, tmp_path):
+    sums = tmp_path / "sums.md5"
+    good = "\n".join(f"{hashlib.md5(_png(16, 8, i)).hexdigest()}  ./train/{i}.png" for i in (1, 2))
+    sums.write_text(good + "\n")
+    root = ensure_dataset(tmp_path / "ok", url=f"{server}/good.tar.gz", md5sums=sums, progress=False)
+    assert (root / "train" / "1.png").is_file()
+    sums.write_text(good.replace(hashlib.md5(_png(16, 8, 2)).hexdigest(), "0" * 32) + "\n")
+    with pytest.raises(DownloadError, match=r"train/2\.png: checksum mismatch"):
+        ensure_dataset(tmp_path / "bad", url=f"{server}/good.tar.gz", md5sums=sums, progress=False)
+    assert not (tmp_path / "bad" / "facades").exists()  # nothing half-verified is left in place
+
+
 def test_unsafe_archive_rejected(tmp_path):
     archive = tmp_path / "evil.tar.gz"
     archive.write_bytes(_archive({"facades/train/1.png": _png(16, 8), "../escape.txt": b"x"}))

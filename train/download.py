@@ -15,9 +15,10 @@ from tqdm import tqdm
 
 #: The URL the authors' datasets/download_pix2pix_dataset.sh uses.
 FACADES_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/facades.tar.gz"
-#: sha256 of facades.tar.gz. Not pinned: these machines cannot reach the URL. The size is always checked
-#: against Content-Length; the sha256 of every download is printed so it can be pinned here.
+#: sha256 of facades.tar.gz. Not published by the authors, so not pinned: the archive's size is checked
+#: against Content-Length, and every extracted file against FACADES_MD5SUMS (md5sum -c format).
 FACADES_SHA256: str | None = None
+FACADES_MD5SUMS = Path(__file__).with_name("facades.md5")
 FACADES_COUNTS = {"train": 400, "val": 100, "test": 106}
 #: Where a local copy may already be (the second is where these project machines keep it).
 LOCAL_COPIES = (Path("datasets/facades"), Path("../shared/datasets/facades"))
@@ -96,8 +97,21 @@ def safe_extract(archive: Path, dest: Path) -> None:
             tar.extractall(dest, members=members)
 
 
+def verify_md5sums(root: Path, md5sums: Path) -> None:
+    """Check every file listed in ``md5sums`` (``md5sum`` output, paths relative to ``root``)."""
+    for line in md5sums.read_text().splitlines():
+        if not line.strip():
+            continue
+        digest, name = line.split(maxsplit=1)
+        path = root / name.lstrip("*")
+        if not path.is_file():
+            raise DownloadError(f"{path}: missing from the downloaded archive; delete the download and run again")
+        if hashlib.md5(path.read_bytes()).hexdigest() != digest:
+            raise DownloadError(f"{path}: checksum mismatch (md5); delete the download and run again")
+
+
 def ensure_dataset(cache_dir: Path, name: str = "facades", url: str = FACADES_URL, sha256: str | None = FACADES_SHA256,
-                   counts: dict[str, int] | None = None, progress: bool = True) -> Path:
+                   counts: dict[str, int] | None = None, progress: bool = True, md5sums: Path | None = None) -> Path:
     """``cache_dir/name`` with its train/ (val/, test/) folders, downloaded and unpacked if missing.
 
     Unpacks into a temp folder and renames the result into place, so an interrupted run never leaves
@@ -119,6 +133,8 @@ def ensure_dataset(cache_dir: Path, name: str = "facades", url: str = FACADES_UR
             found = len(list((root / split).glob("*")))
             if found != n:
                 raise DownloadError(f"{archive}: {split}/ has {found} files, expected {n}; delete it and run again")
+        if md5sums is not None:
+            verify_md5sums(root, md5sums)
         os.replace(root, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -130,4 +146,4 @@ def find_or_download_facades(cache_dir: Path, progress: bool = True) -> Path:
         if (candidate / "train").is_dir():
             return candidate
     print(f"no local facades copy; downloading {FACADES_URL} into {cache_dir}")
-    return ensure_dataset(Path(cache_dir), counts=FACADES_COUNTS, progress=progress)
+    return ensure_dataset(Path(cache_dir), counts=FACADES_COUNTS, progress=progress, md5sums=FACADES_MD5SUMS)

@@ -137,8 +137,9 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-def evaluate_generator(generator: UnetGenerator, dataset: PairedDataset, device=None, seed: int = 0) -> dict:
-    return evaluate(Pix2Pix(generator, device=device), dataset, seed=seed)
+def evaluate_generator(generator: UnetGenerator, dataset: PairedDataset, device=None, seed: int = 0,
+                       progress: bool = False) -> dict:
+    return evaluate(Pix2Pix(generator, device=device), dataset, seed=seed, progress=progress)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ def svg_curve(xs: list[float], ys: list[float], title: str, width: int = 420, he
         f'<title>{html.escape(title)}</title><rect width="100%" height="100%" fill="#fff" stroke="#ccc"/>'
         f'<text x="{pad}" y="16" font-size="12">{html.escape(title)}</text>'
         f'<text x="2" y="{pad}" font-size="10">{y1:.3g}</text><text x="2" y="{height - pad + 8}" font-size="10">{y0:.3g}</text>'
-        f'<text x="{width - pad}" y="{height - 8}" font-size="10">epoch {x1:g}</text>'
+        f'<text x="{pad}" y="{height - 8}" font-size="10">epoch {x0:g}</text>'
+        f'<text x="{width - pad - 20}" y="{height - 8}" font-size="10">epoch {x1:g}</text>'
         f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{points}"/></svg>'
     )
 
@@ -105,7 +106,11 @@ def write_model_card(folder: Path, config: dict, summary: dict) -> None:
     metric_text = (f"On {metrics['n']} images of `{summary['eval_split']}` (dropout on, seeds 0..{metrics['n'] - 1}, "
                    "`python -m train.evaluate`):\n\n| metric | value |\n| --- | --- |\n" + metric_rows
                    if metrics else "Not evaluated (no val/ or test/ split, or `--no-evaluate`).\n")
-    c = config
+    c, size = config, config["image_size"]
+    limit = f" (the first {c['limit']})" if c["limit"] else ""
+    losses = ", ".join(f"{k} {summary['last'][k]:.4f}" for k, _ in CURVES if k in summary.get("last", {}))
+    flip = "random flip" if c["flip"] else "no flip"
+    snap = " (inputs snapped to the CMP palette)" if c["snap_labels"] else ""
     card = f"""---
 library_name: facade-pix2pix
 license: mit
@@ -122,23 +127,24 @@ CMP facade label map into a photo-like facade. Load it with `Pix2Pix.load("<this
 
 | | |
 | --- | --- |
-| generator | U-Net, {c['image_size']}x{c['image_size']} ({c['image_size'].bit_length() - 1} down-samplings), ngf {c['ngf']}, instance norm, dropout 0.5 |
+| generator | U-Net {size}x{size} ({size.bit_length() - 1} down-samplings), ngf {c['ngf']}, instance norm, dropout 0.5 |
 | discriminator | PatchGAN, {c['n_layers_d']} layers, ndf {c['ndf']} |
 | loss | GAN (BCE with logits) + {c['lambda_l1']:g} x L1; discriminator loss halved |
-| optimiser | Adam lr {c['lr']:g}, betas ({c['beta1']:g}, {c['beta2']:g}); {c['epochs']} epochs constant + {c['epochs_decay']} linear decay |
+| optimiser | Adam lr {c['lr']:g}, betas ({c['beta1']:g}, {c['beta2']:g}) |
+| schedule | {c['epochs']} epochs at constant lr + {c['epochs_decay']} of linear decay |
 | batch size | {c['batch_size']} x {summary.get('world_size', 1)} process(es) |
-| jitter | resize to {summary['load_size']}, random {c['image_size']} crop, {'random flip' if c['flip'] else 'no flip'} |
-| direction | {c['direction']}{' (inputs snapped to the CMP palette)' if c['snap_labels'] else ''} |
+| jitter | resize to {summary['load_size']}, random {size} crop, {flip} |
+| direction | {c['direction']}{snap} |
 | seed | {c['seed']} |
 
 ## Data
 
-{summary['data']}: {summary['train_images']} training pairs{f" (first {c['limit']})" if c['limit'] else ''}, {summary['skipped']} unreadable file(s) skipped.
+{summary['data']}: {summary['train_images']} training pairs{limit}, {summary['skipped']} unreadable file(s) skipped.
 
 ## Training
 
-{summary['epochs_done']} epochs, {summary['steps']} steps, {summary['train_seconds'] / 60:.1f} minutes of training on {summary['device']}.
-Final epoch losses: {', '.join(f"{k} {summary['last'][k]:.4f}" for k, _ in CURVES if k in summary.get('last', {}))}.
+{summary['epochs_done']} epochs, {summary['steps']} steps, {summary['train_seconds'] / 60:.1f} minutes of training
+on {summary['device']}. Final epoch losses: {losses}.
 
 ## Evaluation
 

@@ -234,7 +234,9 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> Pat
                         pin_memory=is_cuda, persistent_workers=cfg.num_workers > 0, drop_last=False,
                         worker_init_fn=_ignore_sigint, generator=torch.Generator().manual_seed(cfg.seed))
     fixed = PairedDataset(sample_pairs, **ds_kw)
-    fixed_x, fixed_y = (torch.stack(t) for t in zip(*(fixed[i] for i in range(len(fixed)))))
+    fixed_x = fixed_y = None
+    if len(fixed):
+        fixed_x, fixed_y = (torch.stack(t) for t in zip(*(fixed[i] for i in range(len(fixed)))))
     say(f"data: {len(train_pairs)} training pairs from {data_desc}"
         f"{f' ({len(skipped)} unreadable skipped)' if skipped else ''}; samples from {sample_split}/")
 
@@ -317,6 +319,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> Pat
             save_checkpoint(state, ckpt_dir, numbered, cfg.keep_checkpoints)
 
     def samples(epoch_number: int) -> None:
+        if fixed_x is None:
+            return
         with torch.no_grad():
             x = fixed_x.to(device)
             seeds = list(range(len(x)))  # fixed dropout: the grids change only because the weights do
@@ -435,7 +439,7 @@ def finish(cfg, run_dir, G, device, data_desc, splits, n_train, n_skipped, metri
 
         pairs, _ = check_pairs(find_pairs(*splits[eval_split], limit=cfg.eval_limit))
         ds = PairedDataset(pairs, cfg.image_size, cfg.image_size, cfg.direction, cfg.snap_labels)
-        result = evaluate_generator(export, ds, device=device)
+        result = evaluate_generator(export, ds, device=device, progress=cfg.progress)
     epochs = [r for r in metrics.read() if r.get("type") == "epoch"]
     summary = {"data": data_desc, "train_images": n_train, "skipped": n_skipped, "epochs_done": cfg.total_epochs,
                "steps": steps, "train_seconds": train_seconds, "device": str(device) + (f" x {world}" if world > 1 else ""),
