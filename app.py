@@ -49,7 +49,7 @@ CSS = """
 #legend .swatch {display: inline-flex; align-items: center; gap: 5px; white-space: nowrap;}
 #legend .chip {width: 14px; height: 14px; border-radius: 3px; border: 1px solid rgba(0,0,0,.35);}
 #canvas canvas {image-rendering: pixelated;}
-#facade img {image-rendering: auto;}
+#facade img {width: 100%; height: 100%; object-fit: contain;}
 """
 
 
@@ -133,6 +133,20 @@ def payload_label(payload: Any) -> bytes | str:
     raise ValueError("the label image must be an uploaded image file (use gradio_client.handle_file)")
 
 
+def _public_message(error: Exception, payload: Any = None) -> str:
+    """An error message fit for the user: the server's cache path of an upload becomes its file name."""
+    message = str(error)
+    path = payload.get("path") if isinstance(payload, dict) else None
+    if path:
+        name = payload.get("orig_name") or os.path.basename(str(path))
+        message = message.replace(str(path), name)
+    return message
+
+
+def _error(message: str) -> gr.Error:
+    return gr.Error(message, title="Bad input", print_exception=False)
+
+
 class Engine:
     """The model behind every event: validates per request, then one forward per batch."""
 
@@ -188,13 +202,13 @@ class Engine:
         """A batch where every request failed answers with a gr.Error (a lone request gets its own message)."""
         if errors and all(errors):
             unique = list(dict.fromkeys(errors))
-            raise gr.Error("; ".join(unique) if len(unique) > 1 else unique[0], title="Bad input")
+            raise _error("; ".join(unique) if len(unique) > 1 else unique[0])
 
     def variations(self, source: Any, seed: Any, stochastic: bool):
         try:
             tensor, seed = self.prepare(source, seed)
         except (ValueError, TypeError) as e:
-            raise gr.Error(str(e), title="Bad input") from None
+            raise _error(str(e)) from None
         seeds = [(seed + i) % (MAX_SEED + 1) for i in range(NUM_VARIATIONS)]
         start = time.perf_counter()
         images = self._forward([tensor] * NUM_VARIATIONS, seeds, [bool(stochastic)] * NUM_VARIATIONS)
@@ -216,7 +230,8 @@ def build_demo(
 ) -> gr.Blocks:
     """The app around a loaded model. ``batching=False`` turns request batching off (for benchmarks).
 
-    Launch with ``demo.queue().launch(...)``; see ``main`` for the defaults used from the command line.
+    The queue is already set up. Launch with ``demo.launch(server_name=..., server_port=..., **LAUNCH_KWARGS)``;
+    ``main`` shows the command line's defaults.
     """
     engine = Engine(model)
     size = engine.size
@@ -227,6 +242,8 @@ def build_demo(
         first = to_canvas(load_image(examples[0]), size)
     else:
         first = to_canvas(random_layout(0, size), size)
+    # The facade for the starting layout is there on page load, without a request.
+    first_images, _, first_seconds = engine.run_batch([first["composite"]], [initial_seed], [True])
 
     # ---- event functions -------------------------------------------------------------------------
     def ui_generate(canvases, seeds, stochastics):
@@ -268,9 +285,11 @@ def build_demo(
         images, errors, _ = engine.run_batch(
             [None if isinstance(s, ValueError) else s for s in sources], seeds, stochastics
         )
-        for i, s in enumerate(sources):
+        for i, (s, payload) in enumerate(zip(sources, labels)):
             if isinstance(s, ValueError):
                 errors[i] = str(s)
+            if errors[i]:
+                errors[i] = _public_message(ValueError(errors[i]), payload)
         engine.raise_if_alone(errors)
         if not batching:
             return images[0]
@@ -280,7 +299,7 @@ def build_demo(
         try:
             label = canvas_label(canvas)
         except ValueError as e:
-            raise gr.Error(str(e), title="Bad input") from None
+            raise _error(str(e)) from None
         images, seeds, seconds = engine.variations(label, seed, stochastic)
         gallery = [(image, f"seed {s}" if stochastic else "dropout off") for image, s in zip(images, seeds)]
         note = "" if stochastic else " · turn stochastic on for different variations"
@@ -289,9 +308,11 @@ def build_demo(
     def api_variations(label, seed, stochastic):
         try:
             source = payload_label(label)
+            images, seeds, _ = engine.variations(source, seed, stochastic)
+        except gr.Error as e:
+            raise _error(_public_message(ValueError(e.message), label)) from None
         except ValueError as e:
-            raise gr.Error(str(e), title="Bad input") from None
-        images, seeds, _ = engine.variations(source, seed, stochastic)
+            raise _error(_public_message(e, label)) from None
         return [(image, f"seed {s}") for image, s in zip(images, seeds)]
 
     def load_example(evt: gr.SelectData):
@@ -299,12 +320,13 @@ def build_demo(
 
     def load_upload(path):
         if not path:
-            raise gr.Error("no file was uploaded", title="Bad input")
+            raise _error("no file was uploaded")
         try:
             image = load_image(path)
             return to_canvas(image, size)
         except (ValueError, FileNotFoundError) as e:
-            raise gr.Error(f"cannot use that file as a label map: {e}", title="Bad upload") from None
+            message = str(e).replace(str(path), os.path.basename(str(path)))
+            raise _error(f"cannot use that file as a label map: {message}") from None
 
     def draw_random_layout():
         seed = secrets.randbelow(MAX_SEED)
@@ -314,14 +336,14 @@ def build_demo(
         try:
             seed = coerce_seed(seed)
         except ValueError as e:
-            raise gr.Error(str(e), title="Bad input") from None
+            raise _error(str(e)) from None
         return to_canvas(random_layout(seed, size), size)
 
     def api_random_layout(seed):
         try:
             return random_layout(coerce_seed(seed), size)
         except ValueError as e:
-            raise gr.Error(str(e), title="Bad input") from None
+            raise _error(str(e)) from None
 
     # ---- layout ----------------------------------------------------------------------------------
     colours = hex_colors()
@@ -358,13 +380,14 @@ def build_demo(
                                                  elem_id="upload")
                 gallery = gr.Gallery(
                     value=[(str(p), p.stem.split("_", 1)[-1]) for p in examples],
-                    label="Examples (click to load)", columns=8, height="auto", allow_preview=False,
+                    label="Examples (click to load)", columns=4, height=300, allow_preview=False,
                     object_fit="contain", format="png", elem_id="examples",
                 )
             with gr.Column(scale=1, min_width=360):
-                output = gr.Image(label="Generated facade", type="pil", format="png", interactive=False,
+                output = gr.Image(value=first_images[0], label="Generated facade", type="pil", format="png",
+                                  interactive=False,
                                   height=620, elem_id="facade", buttons=["download", "fullscreen"])
-                status = gr.Markdown("", elem_id="status")
+                status = gr.Markdown(_status(first_seconds, 1, initial_seed, True), elem_id="status")
                 with gr.Row():
                     seed = gr.Number(label="Seed", value=initial_seed, precision=0, minimum=0, maximum=MAX_SEED,
                                      elem_id="seed", min_width=120)
@@ -398,7 +421,7 @@ def build_demo(
         )
         # .input, not .change: the frontend drops the first .change after page load.
         gr.on(
-            triggers=[editor.input, generate_btn.click, stochastic.input, seed.submit, demo.load],
+            triggers=[editor.input, generate_btn.click, stochastic.input, seed.submit],
             trigger_mode="always_last", **generate_kwargs,
         )
         seed_btn.click(new_seed, outputs=seed, queue=False, api_visibility="private").then(**generate_kwargs)
@@ -451,7 +474,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot load the weights: {e}", file=sys.stderr)
         return 1
     demo = build_demo(model, batching=args.max_batch_size > 1, max_batch_size=args.max_batch_size)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **LAUNCH_KWARGS)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, quiet=True,
+                prevent_thread_lock=True, **LAUNCH_KWARGS)
+    print(f"facade-pix2pix on {demo.local_url} (model on {model.device}; Ctrl+C to stop)", flush=True)
+    if demo.share_url:
+        print(f"public link: {demo.share_url}", flush=True)
+    elif args.host in ("127.0.0.1", "localhost", "::1"):
+        print("private: only this machine can connect; --host 0.0.0.0 serves the network, --share a public link",
+              flush=True)
+    demo.block_thread()
     return 0
 
 

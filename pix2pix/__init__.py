@@ -7,6 +7,7 @@
 
 from .assets import BUNDLED_WEIGHTS, EXAMPLES_DIR, example_labels, example_photo
 from .images import MAX_PIXELS, load_image
+from .layout import random_layout  # noqa: F401  (not in __all__ yet)
 from .models import PatchDiscriminator, UnetGenerator, init_weights
 from .official import load_official_checkpoint
 from .palette import CLASS_NAMES, CLASSES, NUM_CLASSES, PALETTE, index_to_rgb, rgb_to_index, snap_to_palette

@@ -191,3 +191,47 @@ def test_paint_a_stroke_and_the_facade_follows(sync_playwright, served, tmp_path
     print(f"\nstroke-to-image (pointer up -> new facade decoded), ngf={ngf}, CPU threads={torch.get_num_threads()}: "
           + ", ".join(f"{t:.0f} ms" for t in timings) + f"; median {statistics.median(timings):.0f} ms")
     assert not external, f"the page reached outside 127.0.0.1: {external}"
+
+
+def test_random_layout_examples_variations_and_a_bad_upload(sync_playwright, served, tmp_path):
+    from playwright.sync_api import expect
+
+    model, url = served
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(url)
+            facade = page.locator("#facade img")
+            facade.wait_for(state="visible", timeout=30_000)
+            page.evaluate(WATCH_JS)
+
+            # Random layout: a layout seed appears, and a new facade follows.
+            page.locator("#random-layout").click()
+            page.wait_for_function("() => window.__shown.length > 0", timeout=30_000)
+            seed = page.locator("#layout-seed input").input_value()
+            assert seed.isdigit()
+
+            # An example from the gallery loads onto the canvas, and a new facade follows.
+            shown = page.evaluate("() => window.__shown.length")
+            page.locator("#examples button.thumbnail-item").nth(2).click()
+            page.wait_for_function(f"() => window.__shown.length > {shown}", timeout=30_000)
+
+            # Four variations.
+            page.locator("#variations-btn").click()
+            expect(page.locator("#variations img")).to_have_count(4, timeout=30_000)
+
+            # A file that is not an image: a clear error, and the app keeps working.
+            bad = tmp_path / "not-a-label-map.png"
+            bad.write_text("hello")
+            with page.expect_file_chooser() as chooser:
+                page.locator("#upload").click()
+            chooser.value.set_files(str(bad))
+            expect(page.get_by_text("not an image").first).to_be_visible(timeout=30_000)
+            shown = page.evaluate("() => window.__shown.length")
+            page.locator("#seed input").fill("12345")
+            page.locator("#generate").click()
+            page.wait_for_function(f"() => window.__shown.length > {shown}", timeout=30_000)
+            page.screenshot(path=str(tmp_path / "flows.png"), full_page=True)
+        finally:
+            browser.close()

@@ -127,8 +127,9 @@ def test_non_image_upload_is_an_error_and_the_server_keeps_serving(served, examp
     _, client = served
     bad = tmp_path / "labels.png"
     bad.write_text("this is not an image")
-    with pytest.raises(AppError, match="not an image"):
+    with pytest.raises(AppError, match="not an image") as info:
         client.predict(handle_file(str(bad)), 0, True, api_name="/generate")
+    assert "labels.png" in str(info.value) and "/tmp/gradio" not in str(info.value)  # no server paths
     assert generate(client, example).shape == (256, 256, 3)
 
 
@@ -239,3 +240,41 @@ def test_cli_defaults_are_private():
     assert args.host in ("127.0.0.1", __import__("os").environ.get("GRADIO_SERVER_NAME"))
     assert args.share is False
     assert app._analytics_enabled() is False
+
+
+def test_editor_brush_is_the_fixed_palette_and_the_legend_follows_its_order(tiny_generator):
+    import gradio as gr
+
+    from pix2pix.palette import CLASS_NAMES, hex_colors
+
+    demo = app.build_demo(Pix2Pix(tiny_generator, device="cpu"))
+    editors = [b for b in demo.blocks.values() if isinstance(b, gr.ImageEditor)]
+    assert len(editors) == 1
+    editor = editors[0]
+    assert editor.brush.colors == hex_colors() and editor.brush.color_mode == "fixed"
+    assert editor.canvas_size == (256, 256) and editor.eraser is not False
+    legend = app.legend_html()
+    positions = [legend.index(f"</span>{name}</span>") for name in CLASS_NAMES]
+    assert positions == sorted(positions)
+    assert all(colour in legend for colour in hex_colors())
+    assert demo.analytics_enabled is False
+
+
+def test_zero_gpu_wraps_the_forward_only_when_asked(monkeypatch, tiny_generator):
+    import sys
+    import types
+
+    wrapped = []
+    fake = types.ModuleType("spaces")
+    fake.GPU = lambda fn: wrapped.append(fn) or fn
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    model = Pix2Pix(tiny_generator, device="cpu")
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    app.Engine(model)
+    assert not wrapped
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    app.Engine(model)
+    assert len(wrapped) == 1
+    monkeypatch.delitem(sys.modules, "spaces")
+    monkeypatch.setitem(sys.modules, "spaces", None)  # not installed: no hard dependency
+    app.Engine(model)
