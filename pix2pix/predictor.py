@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from .assets import BUNDLED_WEIGHTS
+from .fast import optimize_for_inference
 from .images import SIZE, ImageLike, label_to_tensor, tensor_to_image
 from .models import CONFIG_NAME, WEIGHTS_NAME, UnetGenerator
 from .official import load_official_checkpoint
@@ -119,11 +120,11 @@ class Pix2Pix:
         # Half precision on CUDA: fp16 autocast keeps instance norm in fp32 and stays within a grey level
         # or two of fp32. On the CPU bf16 measured no faster than fp32 (python -m pix2pix.bench), so fp32.
         self.autocast_dtype = torch.float16 if self.device.type == "cuda" else None
-        self.generator = generator.eval().requires_grad_(False).to(self.device, memory_format=torch.channels_last)
-        self._forward = self.generator
+        self.generator = generator  # kept as given: the weights, config and dropout masks come from it
+        self._net = optimize_for_inference(generator, self.device)
         if compile:
-            # Freezing lets inductor prepack the weights for oneDNN/cuDNN: the bench's fast path.
-            self._forward = torch.compile(self.generator, options={"freezing": True})
+            # Freezing lets inductor prepack the weights for oneDNN/cuDNN: the bench's fastest variant.
+            self._net = torch.compile(self._net, options={"freezing": True})
 
     @classmethod
     def load(
@@ -176,12 +177,12 @@ class Pix2Pix:
         if not labels:
             return []
         tensors = [x if isinstance(x, torch.Tensor) else label_to_tensor(x, self.image_size)[0] for x in labels]
-        batch = torch.stack(tensors).to(self.device).contiguous(memory_format=torch.channels_last)
+        batch = torch.stack(tensors).to(self.device)
         masks = None
         if stochastic:
             masks = [m.to(self.device) for m in self.generator.dropout_masks(seeds, self.image_size)]
         with torch.inference_mode(), self._autocast():
-            out = self._forward(batch, masks=masks)
+            out = self._net(batch, masks=masks)
         return [tensor_to_image(y) for y in out.float().cpu()]
 
     def _autocast(self):

@@ -5,17 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-import torch
+# Tests never reach the network. Set before anything imports huggingface_hub or gradio, which read
+# these once at import time.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
-from pix2pix import UnetGenerator
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from pix2pix import UnetGenerator  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-# Tests never reach the network: the Hub client stays offline unless a test points it at 127.0.0.1.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,8 @@ def test_save_pretrained_round_trip(tmp_path, tiny_generator):
     loaded = UnetGenerator.from_pretrained(tmp_path)
     assert loaded._hub_mixin_config["ngf"] == 8
     assert not loaded.training
+    saved, restored = tiny_generator.state_dict(), loaded.state_dict()
+    assert saved.keys() == restored.keys() and all(torch.equal(saved[k], restored[k]) for k in saved)
     x = torch.rand(1, 3, 256, 256) * 2 - 1
     with torch.no_grad():
         assert torch.equal(loaded(x, seeds=[3]), tiny_generator(x, seeds=[3]))

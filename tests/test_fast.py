@@ -1,0 +1,34 @@
+import pytest
+import torch
+from torch import nn
+
+from pix2pix import UnetGenerator
+from pix2pix.fast import GEMM_MAX_PIXELS, FastConv2d, FastConvTranspose2d, optimize_for_inference
+
+
+@pytest.mark.parametrize("size", [1, 2, 8, 16, 32])
+@pytest.mark.parametrize("bias", [False, True])
+def test_fast_layers_equal_the_native_ones(size, bias):
+    torch.manual_seed(size)
+    x = torch.randn(2, 16, size, size)
+    deconv = nn.ConvTranspose2d(16, 8, 4, 2, 1, bias=bias)
+    fast = FastConvTranspose2d(16, 8, 4, 2, 1, bias=bias)
+    fast.load_state_dict(deconv.state_dict())
+    assert torch.allclose(fast(x), deconv(x), atol=1e-5)
+    conv = nn.Conv2d(16, 8, 4, 2, 1, bias=bias)
+    fast_conv = FastConv2d(16, 8, 4, 2, 1, bias=bias)
+    fast_conv.load_state_dict(conv.state_dict())
+    if size > 1:
+        assert torch.allclose(fast_conv(x), conv(x), atol=1e-5)
+
+
+def test_optimized_generator_matches_and_leaves_the_original_alone(tiny_generator):
+    fast = optimize_for_inference(tiny_generator)
+    assert sum(isinstance(m, FastConvTranspose2d) for m in fast.modules()) == 8
+    assert not any(isinstance(m, (FastConv2d, FastConvTranspose2d)) for m in tiny_generator.modules())
+    x = torch.rand(3, 3, 256, 256) * 2 - 1
+    masks = tiny_generator.dropout_masks([1, 2, 3], 256)
+    with torch.no_grad():
+        assert torch.allclose(fast(x, masks=masks), tiny_generator(x, masks=masks), atol=1e-5)
+    assert fast.state_dict().keys() == tiny_generator.state_dict().keys()
+    assert GEMM_MAX_PIXELS == 256
