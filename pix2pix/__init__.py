@@ -7,7 +7,7 @@
 
 from .assets import BUNDLED_WEIGHTS, EXAMPLES_DIR, example_labels, example_photo
 from .images import MAX_PIXELS, load_image
-from .layout import random_layout  # noqa: F401  (not in __all__ yet)
+from .layout import random_layout
 from .models import PatchDiscriminator, UnetGenerator, init_weights
 from .official import load_official_checkpoint
 from .palette import CLASS_NAMES, CLASSES, NUM_CLASSES, PALETTE, index_to_rgb, rgb_to_index, snap_to_palette
@@ -17,5 +17,5 @@ __all__ = [
     "BUNDLED_WEIGHTS", "CLASSES", "CLASS_NAMES", "EXAMPLES_DIR", "MAX_PIXELS", "NUM_CLASSES", "PALETTE",
     "PatchDiscriminator", "Pix2Pix", "UnetGenerator", "WeightsNotFoundError", "default_device",
     "example_labels", "example_photo", "index_to_rgb", "init_weights", "load_generator", "load_image",
-    "load_official_checkpoint", "rgb_to_index", "snap_to_palette",
+    "load_official_checkpoint", "random_layout", "rgb_to_index", "snap_to_palette",
 ]
