@@ -32,8 +32,10 @@ class FastConvTranspose2d(nn.ConvTranspose2d):
             return super().forward(x, output_size)
         kh, kw = self.kernel_size
         (sh, sw), (ph, pw) = self.stride, self.padding
-        # (cin, cout*kh*kw)^T @ (n, cin, h*w): each input pixel's contribution to a kh x kw output patch.
-        cols = torch.matmul(self.weight.reshape(cin, -1).t(), x.reshape(n, cin, h * w))
+        # (cin, cout*kh*kw)^T @ (cin, n*h*w): each input pixel's contribution to a kh x kw output patch.
+        # One GEMM for the whole batch, so the weights (the cost of these layers) are read once.
+        x = x.reshape(n, cin, h * w).transpose(0, 1).reshape(cin, n * h * w)
+        cols = (self.weight.reshape(cin, -1).t() @ x).view(-1, n, h * w).transpose(0, 1)
         out_size = ((h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw)
         y = F.fold(cols, out_size, (kh, kw), stride=(sh, sw), padding=(ph, pw))
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
@@ -50,7 +52,8 @@ class FastConv2d(nn.Conv2d):
         if oh * ow > GEMM_MAX_PIXELS or self.groups != 1 or self.dilation != (1, 1) or self.padding_mode != "zeros":
             return super().forward(x)
         cols = F.unfold(x, (kh, kw), stride=(sh, sw), padding=(ph, pw))  # (n, cin*kh*kw, oh*ow)
-        y = torch.matmul(self.weight.reshape(self.out_channels, -1), cols).view(n, -1, oh, ow)
+        cols = cols.transpose(0, 1).reshape(cols.shape[1], n * oh * ow)  # one GEMM for the batch
+        y = (self.weight.reshape(self.out_channels, -1) @ cols).view(-1, n, oh, ow).transpose(0, 1)
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
