@@ -170,7 +170,8 @@ class Pix2Pix:
     ) -> list[Image.Image]:
         """One forward pass for several (label map, seed) pairs: what a server batches requests into.
 
-        Each result equals what ``generate(label, seed)`` gives for its pair alone.
+        Each result equals what ``generate(label, seed)`` gives for its pair alone, up to float
+        rounding in the batched matrix products (at most one grey level; usually none).
         """
         if len(labels) != len(seeds):
             raise ValueError(f"got {len(labels)} label maps and {len(seeds)} seeds")
