@@ -143,6 +143,19 @@ def _public_message(error: Exception, payload: Any = None) -> str:
     return message
 
 
+def _convert_each(convert: Callable[[Any], Any], values: Sequence[Any]) -> tuple[list[Any], list[str | None]]:
+    """``convert`` each request's input: (sources, error messages), a source of ``None`` where it failed."""
+    sources, failures = [], []
+    for value in values:
+        try:
+            sources.append(convert(value))
+            failures.append(None)
+        except ValueError as e:
+            sources.append(None)
+            failures.append(str(e))
+    return sources, failures
+
+
 def _error(message: str) -> gr.Error:
     return gr.Error(message, title="Bad input", print_exception=False)
 
@@ -250,17 +263,9 @@ def build_demo(
         """Batched: one call per stroke / click from every user in the batch."""
         if not batching:
             canvases, seeds, stochastics = [canvases], [seeds], [stochastics]
-        sources = []
-        for value in canvases:
-            try:
-                sources.append(canvas_label(value))
-            except ValueError as e:
-                sources.append(e)
-        labels = [s if not isinstance(s, ValueError) else None for s in sources]
-        images, errors, seconds = engine.run_batch(labels, seeds, stochastics)
-        for i, s in enumerate(sources):
-            if isinstance(s, ValueError):
-                errors[i] = str(s)
+        sources, failures = _convert_each(canvas_label, canvases)
+        images, errors, seconds = engine.run_batch(sources, seeds, stochastics)
+        errors = [f or e for f, e in zip(failures, errors)]
         if len(errors) == 1:
             engine.raise_if_alone(errors)
         statuses = [
@@ -276,20 +281,10 @@ def build_demo(
         labels, seeds, stochastics = label, seed, stochastic
         if not batching:
             labels, seeds, stochastics = [labels], [seeds], [stochastics]
-        sources = []
-        for payload in labels:
-            try:
-                sources.append(payload_label(payload))
-            except ValueError as e:
-                sources.append(e)
-        images, errors, _ = engine.run_batch(
-            [None if isinstance(s, ValueError) else s for s in sources], seeds, stochastics
-        )
-        for i, (s, payload) in enumerate(zip(sources, labels)):
-            if isinstance(s, ValueError):
-                errors[i] = str(s)
-            if errors[i]:
-                errors[i] = _public_message(ValueError(errors[i]), payload)
+        sources, failures = _convert_each(payload_label, labels)
+        images, errors, _ = engine.run_batch(sources, seeds, stochastics)
+        errors = [_public_message(ValueError(f or e), p) if (f or e) else None
+                  for f, e, p in zip(failures, errors, labels)]
         engine.raise_if_alone(errors)
         if not batching:
             return images[0]

@@ -18,7 +18,7 @@ from PIL import Image
 
 from .assets import BUNDLED_WEIGHTS
 from .fast import optimize_for_inference
-from .images import SIZE, ImageLike, label_to_tensor, tensor_to_image
+from .images import ImageLike, label_to_tensor, tensor_to_image
 from .models import CONFIG_NAME, WEIGHTS_NAME, UnetGenerator
 from .official import load_official_checkpoint
 

@@ -5,7 +5,6 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from pix2pix import MAX_PIXELS, Pix2Pix, example_labels, load_image
 

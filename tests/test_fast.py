@@ -2,7 +2,6 @@ import pytest
 import torch
 from torch import nn
 
-from pix2pix import UnetGenerator
 from pix2pix.fast import GEMM_MAX_PIXELS, FastConv2d, FastConvTranspose2d, optimize_for_inference
 
 
