@@ -1,14 +1,19 @@
-"""facade-pix2pix in the browser: paint a CMP facade label map, get a facade back after every stroke.
+"""facade-pix2pix in the browser: paint a CMP facade label map, watch the facade follow as you draw.
 
-    python app.py [--weights W] [--device D] [--host H] [--port P] [--share]
+    python app.py [--weights W] [--device D] [--host H] [--port P] [--share] [--max-batch-size N]
 
-A thin Gradio layer over the ``pix2pix`` library, which owns the model, the palette, the example
-layouts and the random layout generator. Offline and private by default: no analytics (set
-GRADIO_ANALYTICS_ENABLED=True to opt in), binds 127.0.0.1, no share link unless ``--share``.
+A thin Gradio layer over the ``pix2pix`` library, which owns the model, the palette, image decoding,
+seeds and layouts. The page is declared once in ``build_demo``; every event handler is a plain method of
+``FacadeApp`` (unit tests call them directly). The label-map canvas is our own (``assets/canvas/``: a
+``gr.HTML`` with a template, CSS and ``js_on_load``): it paints on the model's 256x256 grid, and sends the
+grid as a PNG data URL of a few KB with each update, so nothing is uploaded and nothing piles up on disk.
 
-API (``gradio_client``), all on the queue:
-    /generate       (label image, seed, stochastic) -> facade        batched across concurrent callers
-    /variations     (label image, seed, stochastic) -> 4 facades     one batched forward
+Offline and private by default: no analytics (set GRADIO_ANALYTICS_ENABLED=True to opt in), binds
+127.0.0.1, no share link unless ``--share``.
+
+API (``gradio_client``), all on the queue, concurrent calls batched into shared forwards:
+    /generate       (label image, seed, stochastic) -> facade
+    /variations     (label image, seed, stochastic) -> 4 facades
     /random_layout  (seed) -> label map
 """
 
@@ -16,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import binascii
+import io
 import os
-import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 # Analytics stay off unless the user opts in through the environment (read when gradio is imported).
@@ -28,27 +35,33 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from pix2pix import CLASSES, Pix2Pix, WeightsNotFoundError, example_labels, load_image, snap_to_palette  # noqa: E402
-from pix2pix.images import label_to_tensor  # noqa: E402
+from pix2pix import CLASSES, MAX_SEED, Pix2Pix, WeightsNotFoundError, check_seed, example_labels  # noqa: E402
+from pix2pix.batcher import Batcher  # noqa: E402
+from pix2pix.images import image_to_tensor, label_grid  # noqa: E402
 from pix2pix.layout import random_layout  # noqa: E402
-from pix2pix.palette import hex_colors  # noqa: E402
-from pix2pix.predictor import MAX_SEED  # noqa: E402
+from pix2pix.palette import BACKGROUND, class_index, hex_colors  # noqa: E402
+from pix2pix.seeds import random_seed  # noqa: E402
 
 TITLE = "facade-pix2pix"
 NUM_VARIATIONS = 4
 DEFAULT_MAX_BATCH_SIZE = 8
 #: Uploads above this many bytes are refused by the server before they reach the app.
 MAX_FILE_SIZE = "25mb"
-MODEL_QUEUE = "model"  # one concurrency group: one forward at a time, requests batched into it
+#: A canvas update is a PNG data URL of a few KB; anything far larger is not from our canvas.
+MAX_CANVAS_CHARS = 2_000_000
+#: Gradio's cache (uploads, served images): files older than this many minutes are deleted (checked every
+#: minute, or every age / 4 if that is shorter), so a long-running server's disk use levels off.
+CACHE_MAX_AGE_MINUTES = 15.0
+MODEL_QUEUE = "model"  # one concurrency group for every event that runs the model
+CANVAS_DIR = Path(__file__).resolve().parent / "assets" / "canvas"
+#: Keyboard keys of the 12 classes, in palette order (shown on the swatches' hover).
+CLASS_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "=")
+BRUSH_SIZES = ({"name": "Small", "label": "S", "px": 3, "key": "["}, {"name": "Medium", "label": "M", "px": 8, "key": "[ ]"},
+               {"name": "Large", "label": "L", "px": 20, "key": "]"})
 
 CSS = """
-#legend {display: flex; flex-wrap: wrap; gap: 4px 12px; font-size: 0.85em;}
-#legend .swatch {display: inline-flex; align-items: center; gap: 5px; white-space: nowrap;}
-#legend .chip {width: 14px; height: 14px; border-radius: 3px; border: 1px solid rgba(0,0,0,.35);}
-#canvas canvas {image-rendering: pixelated;}
 #facade img {width: 100%; height: 100%; object-fit: contain;}
 """
 
@@ -68,54 +81,31 @@ def _zero_gpu(fn: Callable) -> Callable:
     return spaces.GPU(fn)
 
 
-def legend_html() -> str:
-    """Each class name beside its swatch colour, in the palette's (and the brush swatches') order."""
-    chips = "".join(
-        f'<span class="swatch" title="{name} {colour}"><span class="chip" style="background:{colour}"></span>{name}</span>'
-        for (name, _), colour in zip(CLASSES, hex_colors())
-    )
-    return f'<div id="legend">{chips}</div>'
+def _error(message: str) -> gr.Error:
+    return gr.Error(message, title="Bad input", print_exception=False)
 
 
-def coerce_seed(value: Any) -> int:
-    """A seed from a number box or an API call: an integer in 0..MAX_SEED (None means 0)."""
-    if value is None or value == "":
-        return 0
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"the seed must be a whole number, got {value!r}") from None
-    if not np.isfinite(number) or number != int(number):
-        raise ValueError(f"the seed must be a whole number, got {value!r}")
-    if not 0 <= number <= MAX_SEED:
-        raise ValueError(f"the seed must lie in 0..{MAX_SEED}, got {int(number)}")
-    return int(number)
+# ----------------------------------------------------------------------------------------------- conversion
+def to_data_url(image: Image.Image) -> str:
+    """A label map (already on the palette grid) as the canvas's value: a PNG data URL."""
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", optimize=False, compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def new_seed() -> int:
-    return secrets.randbelow(MAX_SEED - NUM_VARIATIONS)
-
-
-def to_canvas(image: Image.Image, size: int) -> dict:
-    """A label map as the editor's value: snapped to the palette, NEAREST-resized to the working size."""
-    snapped = snap_to_palette(image)
-    if snapped.size != (size, size):
-        snapped = snapped.resize((size, size), Image.NEAREST)
-    return {"background": snapped, "layers": [], "composite": snapped}
-
-
-def canvas_label(value: dict | None) -> np.ndarray | Image.Image:
-    """The painted label map from the editor: its composite (transparent pixels count as background)."""
-    if not value:
+def from_data_url(value: Any) -> bytes:
+    """The PNG bytes of a canvas value; ValueError for anything that is not a modest image data URL."""
+    if not isinstance(value, str) or not value.startswith("data:image/") or "," not in value:
         raise ValueError("the canvas is empty: pick an example, draw a random layout or upload a label map")
-    for key in ("composite", "background"):
-        image = value.get(key)
-        if image is not None:
-            return image
-    raise ValueError("the canvas is empty: pick an example, draw a random layout or upload a label map")
+    if len(value) > MAX_CANVAS_CHARS:
+        raise ValueError(f"the canvas data is too large ({len(value):,} characters; at most {MAX_CANVAS_CHARS:,})")
+    try:
+        return base64.b64decode(value.split(",", 1)[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the canvas data is not valid base64") from None
 
 
-def payload_label(payload: Any) -> bytes | str:
+def payload_source(payload: Any) -> str | bytes:
     """The file behind an API image payload (a FileData dict, as the queue hands it over unprocessed)."""
     if payload is None:
         raise ValueError("no label image was given")
@@ -123,269 +113,229 @@ def payload_label(payload: Any) -> bytes | str:
         if payload.get("path"):
             return str(payload["path"])
         url = payload.get("url") or ""
-        if url.startswith("data:") and "," in url:
-            try:
-                return base64.b64decode(url.split(",", 1)[1], validate=False)
-            except ValueError:
-                raise ValueError("the label image is not valid base64 data") from None
+        if url.startswith("data:"):
+            return from_data_url(url)
     if isinstance(payload, str) and os.path.isfile(payload):
         return payload
     raise ValueError("the label image must be an uploaded image file (use gradio_client.handle_file)")
 
 
-def _public_message(error: Exception, payload: Any = None) -> str:
+def public_message(error: Exception, payload: Any = None) -> str:
     """An error message fit for the user: the server's cache path of an upload becomes its file name."""
     message = str(error)
-    path = payload.get("path") if isinstance(payload, dict) else None
-    if path:
-        name = payload.get("orig_name") or os.path.basename(str(path))
+    path = payload.get("path") if isinstance(payload, dict) else payload if isinstance(payload, str) else None
+    if path and len(path) < 4096:
+        name = payload.get("orig_name") if isinstance(payload, dict) and payload.get("orig_name") else os.path.basename(path)
         message = message.replace(str(path), name)
     return message
 
 
-def _convert_each(convert: Callable[[Any], Any], values: Sequence[Any]) -> tuple[list[Any], list[str | None]]:
-    """``convert`` each request's input: (sources, error messages), a source of ``None`` where it failed."""
-    sources, failures = [], []
-    for value in values:
-        try:
-            sources.append(convert(value))
-            failures.append(None)
-        except ValueError as e:
-            sources.append(None)
-            failures.append(str(e))
-    return sources, failures
+def seed_or_default(value: Any, default: int) -> tuple[int, str]:
+    """A seed from a number box: (seed, "") when valid, else (``default``, a note saying why it was replaced)."""
+    try:
+        return check_seed(value), ""
+    except ValueError as e:
+        return default, f" · ⚠️ {e}; using {default}"
 
 
-def _error(message: str) -> gr.Error:
-    return gr.Error(message, title="Bad input", print_exception=False)
+def status_line(seconds: float, batch: int, seed: int, stochastic: bool, note: str = "") -> str:
+    who = f"in a batch of {batch}" if batch > 1 else "alone"
+    noise = f"seed {seed}" if stochastic else "dropout off (seed ignored)"
+    return f"**model: {seconds * 1000:.0f} ms** ({who}) · {noise}{note}"
 
 
-class Engine:
-    """The model behind every event: validates per request, then one forward per batch."""
+# ----------------------------------------------------------------------------------------------- handlers
+class FacadeApp:
+    """The model behind the page and the API. Each request is checked and converted in its own thread
+    (a bad one gets its own message), then joins the shared forwards of ``pix2pix.batcher.Batcher``."""
 
-    def __init__(self, model: Pix2Pix):
+    def __init__(self, model: Pix2Pix, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE):
         self.model = model
         self.size = model.image_size
-        self._forward = _zero_gpu(self._forward_impl)
+        self.batcher = Batcher(_zero_gpu(self._forward), max_batch_size=max(1, int(max_batch_size)))
+        self.examples = example_labels()
+        start = label_grid(self.examples[0] if self.examples else random_layout(0, self.size), self.size)[0]
+        self.start_canvas = to_data_url(start)
+        # The first facade is made once here, not on every page view.
+        self.start_facade, self.start_seconds, _ = self.facades([image_to_tensor(start)], [0], True)
 
-    def _forward_impl(self, tensors: list, seeds: list[int], stochastic: list[bool]) -> list[Image.Image]:
-        # Mixed dropout settings in one batch become (at most) two forwards.
-        out: list[Image.Image | None] = [None] * len(tensors)
+    # -- the model ------------------------------------------------------------------------------------------
+    def _forward(self, items: list[tuple]) -> list[tuple[Image.Image, int]]:
+        """(tensor, seed, stochastic) items -> (image, batch size); mixed dropout settings: two forwards."""
+        out: list = [None] * len(items)
         for flag in (True, False):
-            idx = [i for i, s in enumerate(stochastic) if s == flag]
+            idx = [i for i, item in enumerate(items) if item[2] == flag]
             if idx:
-                images = self.model.generate_batch([tensors[i] for i in idx], [seeds[i] for i in idx], stochastic=flag)
+                images = self.model.generate_batch([items[i][0] for i in idx], [items[i][1] for i in idx],
+                                                   stochastic=flag)
                 for i, image in zip(idx, images):
-                    out[i] = image
-        return out  # type: ignore[return-value]
+                    out[i] = (image, len(items))
+        return out
 
-    def prepare(self, source: Any, seed: Any) -> tuple[Any, int]:
-        """(label tensor, seed) for one request; ValueError with a clear message for bad input."""
-        seed = coerce_seed(seed)
+    def facades(self, tensors: list, seeds: list[int], stochastic: bool) -> tuple[list[Image.Image], float, int]:
+        """(images, seconds waited, size of the largest forward they were part of)."""
+        start = time.perf_counter()
+        results = self.batcher.run([(t, s, bool(stochastic)) for t, s in zip(tensors, seeds)])
+        return [image for image, _ in results], time.perf_counter() - start, max(b for _, b in results)
+
+    def label(self, source: Any):
+        """A label map (path, bytes, image) as the model's input tensor; ValueError for bad input."""
         try:
-            tensor, _ = label_to_tensor(source, self.size)
+            grid, original = label_grid(source, self.size)
         except FileNotFoundError as e:
             raise ValueError(str(e)) from None
-        return tensor, seed
+        return image_to_tensor(grid), original
 
-    def run_batch(self, sources: Sequence[Any], seeds: Sequence[Any], stochastic: Sequence[Any]):
-        """Facades for a batch of requests: (images, errors, seconds). A bad request gets ``None`` and
-        its error message; the others still run, in one forward."""
-        prepared, errors = [], []
-        for source, seed in zip(sources, seeds):
-            try:
-                prepared.append(self.prepare(source, seed))
-                errors.append(None)
-            except (ValueError, TypeError) as e:
-                prepared.append(None)
-                errors.append(str(e))
-        ok = [i for i, p in enumerate(prepared) if p is not None]
-        images: list[Image.Image | None] = [None] * len(prepared)
-        start = time.perf_counter()
-        if ok:
-            results = self._forward(
-                [prepared[i][0] for i in ok], [prepared[i][1] for i in ok], [bool(stochastic[i]) for i in ok]
-            )
-            for i, image in zip(ok, results):
-                images[i] = image
-        return images, errors, time.perf_counter() - start
-
-    @staticmethod
-    def raise_if_alone(errors: list[str | None]) -> None:
-        """A batch where every request failed answers with a gr.Error (a lone request gets its own message)."""
-        if errors and all(errors):
-            unique = list(dict.fromkeys(errors))
-            raise _error("; ".join(unique) if len(unique) > 1 else unique[0])
-
-    def variations(self, source: Any, seed: Any, stochastic: bool):
+    # -- the page -------------------------------------------------------------------------------------------
+    def generate(self, canvas: str, seed: Any, stochastic: bool, last_seed: int):
+        """Generate button, seed box, stochastic box, and after a new layout: (facade, status, seed, last seed)."""
         try:
-            tensor, seed = self.prepare(source, seed)
-        except (ValueError, TypeError) as e:
-            raise _error(str(e)) from None
-        seeds = [(seed + i) % (MAX_SEED + 1) for i in range(NUM_VARIATIONS)]
-        start = time.perf_counter()
-        images = self._forward([tensor] * NUM_VARIATIONS, seeds, [bool(stochastic)] * NUM_VARIATIONS)
-        return images, seeds, time.perf_counter() - start
-
-
-def _status(seconds: float, batch: int, seed: int | None, stochastic: bool, extra: str = "") -> str:
-    who = f"batch of {batch}" if batch > 1 else "alone"
-    noise = f"seed {seed}" if stochastic else "dropout off (seed ignored)"
-    return f"**model: {seconds * 1000:.0f} ms** ({who}) · {noise}{extra}"
-
-
-def build_demo(
-    model: Pix2Pix,
-    *,
-    batching: bool = True,
-    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-    initial_seed: int = 0,
-) -> gr.Blocks:
-    """The app around a loaded model. ``batching=False`` turns request batching off (for benchmarks).
-
-    The queue is already set up. Launch with ``demo.launch(server_name=..., server_port=..., **LAUNCH_KWARGS)``;
-    ``main`` shows the command line's defaults.
-    """
-    engine = Engine(model)
-    size = engine.size
-    examples = example_labels()
-    max_batch_size = max(1, int(max_batch_size)) if batching else 1
-    batch_kwargs = dict(batch=batching, max_batch_size=max_batch_size) if batching else {}
-    if examples:
-        first = to_canvas(load_image(examples[0]), size)
-    else:
-        first = to_canvas(random_layout(0, size), size)
-    # The facade for the starting layout is there on page load, without a request.
-    first_images, _, first_seconds = engine.run_batch([first["composite"]], [initial_seed], [True])
-
-    # ---- event functions -------------------------------------------------------------------------
-    def ui_generate(canvases, seeds, stochastics):
-        """Batched: one call per stroke / click from every user in the batch."""
-        if not batching:
-            canvases, seeds, stochastics = [canvases], [seeds], [stochastics]
-        sources, failures = _convert_each(canvas_label, canvases)
-        images, errors, seconds = engine.run_batch(sources, seeds, stochastics)
-        errors = [f or e for f, e in zip(failures, errors)]
-        if len(errors) == 1:
-            engine.raise_if_alone(errors)
-        statuses = [
-            f"⚠️ {err}" if err else _status(seconds, len(images), coerce_seed(seed), bool(st))
-            for err, seed, st in zip(errors, seeds, stochastics)
-        ]
-        if not batching:
-            return images[0], statuses[0]
-        return images, statuses
-
-    def api_generate(label, seed, stochastic):
-        """Batched API: a label image and a seed in, a facade out (each argument is a list when batched)."""
-        labels, seeds, stochastics = label, seed, stochastic
-        if not batching:
-            labels, seeds, stochastics = [labels], [seeds], [stochastics]
-        sources, failures = _convert_each(payload_label, labels)
-        images, errors, _ = engine.run_batch(sources, seeds, stochastics)
-        errors = [_public_message(ValueError(f or e), p) if (f or e) else None
-                  for f, e, p in zip(failures, errors, labels)]
-        engine.raise_if_alone(errors)
-        if not batching:
-            return images[0]
-        return [images]
-
-    def ui_variations(canvas, seed, stochastic):
-        try:
-            label = canvas_label(canvas)
+            tensor, _ = self.label(from_data_url(canvas))
         except ValueError as e:
             raise _error(str(e)) from None
-        images, seeds, seconds = engine.variations(label, seed, stochastic)
+        seed, note = seed_or_default(seed, last_seed)
+        [image], seconds, batch = self.facades([tensor], [seed], stochastic)
+        return image, status_line(seconds, batch, seed, stochastic, note), seed, seed
+
+    def paint(self, canvas: str, seed: Any, stochastic: bool, last_seed: int):
+        """A canvas update (during and after each stroke): ``generate``, and the layout seed and the variations,
+        which described the layout before the stroke, are cleared."""
+        return *self.generate(canvas, seed, stochastic, last_seed), None, None
+
+    def variations(self, canvas: str, seed: Any, stochastic: bool, last_seed: int):
+        """Four facades from seeds seed..seed+3: (gallery, status, seed, last seed)."""
+        try:
+            tensor, _ = self.label(from_data_url(canvas))
+        except ValueError as e:
+            raise _error(str(e)) from None
+        seed, note = seed_or_default(seed, last_seed)
+        seed = min(seed, MAX_SEED - NUM_VARIATIONS + 1)
+        seeds = [seed + i for i in range(NUM_VARIATIONS)]
+        images, seconds, batch = self.facades([tensor] * NUM_VARIATIONS, seeds, stochastic)
         gallery = [(image, f"seed {s}" if stochastic else "dropout off") for image, s in zip(images, seeds)]
-        note = "" if stochastic else " · turn stochastic on for different variations"
-        return gallery, _status(seconds, NUM_VARIATIONS, seeds[0], bool(stochastic), note)
+        if not stochastic:
+            note += " · turn stochastic on for different variations"
+        return gallery, status_line(seconds, batch, seed, stochastic, note), seed, seed
 
-    def api_variations(label, seed, stochastic):
-        try:
-            source = payload_label(label)
-            images, seeds, _ = engine.variations(source, seed, stochastic)
-        except gr.Error as e:
-            raise _error(_public_message(ValueError(e.message), label)) from None
-        except ValueError as e:
-            raise _error(_public_message(e, label)) from None
-        return [(image, f"seed {s}") for image, s in zip(images, seeds)]
+    def load_example(self, evt: gr.SelectData):
+        """An example from the gallery onto the canvas: (canvas, layout seed, variations)."""
+        return to_data_url(label_grid(self.examples[evt.index], self.size)[0]), None, None
 
-    def load_example(evt: gr.SelectData):
-        return to_canvas(load_image(examples[evt.index]), size)
-
-    def load_upload(path):
+    def load_upload(self, path: str | None):
+        """An uploaded label map onto the canvas, snapped to the palette: (canvas, layout seed, variations)."""
         if not path:
             raise _error("no file was uploaded")
         try:
-            image = load_image(path)
-            return to_canvas(image, size)
+            grid, (width, height) = label_grid(path, self.size)
         except (ValueError, FileNotFoundError) as e:
-            message = str(e).replace(str(path), os.path.basename(str(path)))
-            raise _error(f"cannot use that file as a label map: {message}") from None
+            raise _error(f"cannot use that file as a label map: {public_message(e, path)}") from None
+        if width != height:
+            gr.Info(f"The label map is {width}x{height}: it was stretched to {self.size}x{self.size}, as the "
+                    "facades data set's label maps were.")
+        return to_data_url(grid), None, None
 
-    def draw_random_layout():
-        seed = secrets.randbelow(MAX_SEED)
-        return to_canvas(random_layout(seed, size), size), seed
+    def random_layout(self):
+        """🎲: a new random layout and its seed: (canvas, layout seed, variations)."""
+        seed = random_seed()
+        return to_data_url(random_layout(seed, self.size)), seed, None
 
-    def layout_from_seed(seed):
+    def layout_from_seed(self, seed: Any):
+        """The random layout of the seed in the layout-seed box: (canvas, layout seed, variations)."""
         try:
-            seed = coerce_seed(seed)
+            seed = check_seed(seed, "layout seed")
         except ValueError as e:
             raise _error(str(e)) from None
-        return to_canvas(random_layout(seed, size), size)
+        return to_data_url(random_layout(seed, self.size)), seed, None
 
-    def api_random_layout(seed):
+    @staticmethod
+    def new_seed() -> int:
+        return random_seed(NUM_VARIATIONS)
+
+    # -- the API --------------------------------------------------------------------------------------------
+    def api_generate(self, label: Any, seed: Any, stochastic: bool) -> Image.Image:
         try:
-            return random_layout(coerce_seed(seed), size)
+            tensor, _ = self.label(payload_source(label))
+            seed = check_seed(seed)
+        except ValueError as e:
+            raise _error(public_message(e, label)) from None
+        [image], _, _ = self.facades([tensor], [seed], stochastic)
+        return image
+
+    def api_variations(self, label: Any, seed: Any, stochastic: bool) -> list[tuple[Image.Image, str]]:
+        try:
+            tensor, _ = self.label(payload_source(label))
+            seed = check_seed(seed)
+            if seed > MAX_SEED - NUM_VARIATIONS + 1:
+                raise ValueError(f"the seed must be at most {MAX_SEED - NUM_VARIATIONS + 1} for {NUM_VARIATIONS} "
+                                 "variations (they use seed..seed+3)")
+        except ValueError as e:
+            raise _error(public_message(e, label)) from None
+        seeds = [seed + i for i in range(NUM_VARIATIONS)]
+        images, _, _ = self.facades([tensor] * NUM_VARIATIONS, seeds, stochastic)
+        return [(image, f"seed {s}") for image, s in zip(images, seeds)]
+
+    def api_random_layout(self, seed: Any) -> Image.Image:
+        try:
+            return random_layout(check_seed(seed, "layout seed"), self.size)
         except ValueError as e:
             raise _error(str(e)) from None
 
-    # ---- layout ----------------------------------------------------------------------------------
-    colours = hex_colors()
-    with gr.Blocks(title=TITLE, analytics_enabled=_analytics_enabled()) as demo:
-        gr.Markdown(
-            f"# 🏛️ {TITLE}\nPaint a facade label map on the left; the pix2pix U-Net renders a facade after "
-            "every stroke. Pick a colour from the swatches: the legend says which class each colour is."
-        )
+
+# ----------------------------------------------------------------------------------------------- the page
+def canvas_component(app: FacadeApp) -> gr.HTML:
+    """Our label-map canvas: template, CSS and script from ``assets/canvas/``, the palette as its props."""
+    classes = [{"name": name, "color": colour, "key": key}
+               for (name, _), colour, key in zip(CLASSES, hex_colors(), CLASS_KEYS)]
+    return gr.HTML(
+        value=app.start_canvas,
+        html_template=(CANVAS_DIR / "canvas.html").read_text(),
+        css_template=(CANVAS_DIR / "canvas.css").read_text(),
+        js_on_load=(CANVAS_DIR / "canvas.js").read_text(),
+        elem_id="canvas",
+        apply_default_css=False,
+        size=app.size,
+        classes=classes,
+        sizes=list(BRUSH_SIZES),
+        background=BACKGROUND,
+        plain=class_index("facade"),
+        start_class=class_index("window"),
+    )
+
+
+def delete_cache(max_age_minutes: float) -> tuple[int, int]:
+    """Gradio's ``delete_cache`` (every how many seconds, of files older than how many seconds)."""
+    age = max(1, round(max_age_minutes * 60))
+    return max(1, min(60, age // 4)), age
+
+
+def build_demo(model: Pix2Pix, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, initial_seed: int = 0,
+               cache_max_age: float = CACHE_MAX_AGE_MINUTES) -> gr.Blocks:
+    """The page around a loaded model (``max_batch_size`` 1 turns batching off). The queue is set up;
+    launch with ``demo.launch(server_name=..., server_port=..., **LAUNCH_KWARGS)`` (see ``main``)."""
+    app = FacadeApp(model, max_batch_size)
+    with gr.Blocks(title=TITLE, analytics_enabled=_analytics_enabled(),
+                   delete_cache=delete_cache(cache_max_age)) as demo:
+        gr.Markdown(f"# 🏛️ {TITLE}\nPaint a facade label map on the left, class by class; the pix2pix U-Net "
+                    "redraws the facade while you paint. Hover a button to see its shortcut.")
+        last_seed = gr.State(initial_seed)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=360):
-                editor = gr.ImageEditor(
-                    value=first,
-                    label=f"Label map ({size}x{size})",
-                    elem_id="canvas",
-                    type="numpy",
-                    image_mode="RGBA",
-                    format="png",
-                    sources=(),
-                    transforms=(),
-                    layers=False,
-                    canvas_size=(size, size),
-                    fixed_canvas=True,
-                    height=620,
-                    brush=gr.Brush(colors=colours, default_color=colours[2], color_mode="fixed", default_size=6),
-                    eraser=gr.Eraser(default_size=10),
-                    buttons=["download", "fullscreen"],
-                )
-                gr.HTML(legend_html(), padding=False)
+                canvas = canvas_component(app)
                 with gr.Row():
                     random_btn = gr.Button("🎲 Random layout", variant="secondary", elem_id="random-layout")
-                    layout_seed = gr.Number(label="Layout seed", value=None, precision=0, minimum=0, maximum=MAX_SEED,
-                                            elem_id="layout-seed", min_width=120)
+                    layout_seed = gr.Number(label="Layout seed", value=None, precision=0, elem_id="layout-seed",
+                                            min_width=120)
                     upload_btn = gr.UploadButton("📂 Upload a label map", file_types=["image"], type="filepath",
                                                  elem_id="upload")
-                gallery = gr.Gallery(
-                    value=[(str(p), p.stem.split("_", 1)[-1]) for p in examples],
-                    label="Examples (click to load)", columns=4, height=300, allow_preview=False,
-                    object_fit="contain", format="png", elem_id="examples",
-                )
+                gallery = gr.Gallery(value=[(str(p), p.stem.split("_", 1)[-1]) for p in app.examples],
+                                     label="Examples (click to load)", columns=4, height=300, allow_preview=False,
+                                     object_fit="contain", format="png", elem_id="examples")
             with gr.Column(scale=1, min_width=360):
-                output = gr.Image(value=first_images[0], label="Generated facade", type="pil", format="png",
-                                  interactive=False,
-                                  height=620, elem_id="facade", buttons=["download", "fullscreen"])
-                status = gr.Markdown(_status(first_seconds, 1, initial_seed, True), elem_id="status")
+                facade = gr.Image(value=app.start_facade[0], label="Generated facade", type="pil", format="png",
+                                  interactive=False, height=560, elem_id="facade", buttons=["download", "fullscreen"])
+                status = gr.Markdown(status_line(app.start_seconds, 1, initial_seed, True), elem_id="status")
                 with gr.Row():
-                    seed = gr.Number(label="Seed", value=initial_seed, precision=0, minimum=0, maximum=MAX_SEED,
-                                     elem_id="seed", min_width=120)
+                    seed = gr.Number(label="Seed", value=initial_seed, precision=0, elem_id="seed", min_width=120)
                     seed_btn = gr.Button("🎲 New seed", elem_id="new-seed")
                     stochastic = gr.Checkbox(label="stochastic (dropout on)", value=True, elem_id="stochastic")
                 with gr.Row():
@@ -393,47 +343,50 @@ def build_demo(
                     variations_btn = gr.Button(f"{NUM_VARIATIONS} variations", elem_id="variations-btn")
                 variations = gr.Gallery(label="Variations (same layout, seeds seed..seed+3)", columns=NUM_VARIATIONS,
                                         height="auto", format="png", elem_id="variations")
-                gr.Markdown(
-                    "Same layout + same seed = same image. With stochastic off, dropout is off and the seed does "
-                    "not matter. Use the ↓ button on the image to download it."
-                )
-
-        # Hidden inputs/outputs for the API endpoints that take a plain label image.
+                gr.Markdown("Same layout + same seed = same image. With stochastic off, dropout is off and the seed "
+                            "does not matter. Use the ↓ button on the image to download it.")
+        # Hidden inputs and outputs of the API endpoints, which take a plain label image.
         with gr.Row(visible=False):
             api_label = gr.Image(label="label map", type="filepath", image_mode=None, format="png")
+            api_seed = gr.Number(label="seed", value=0, precision=0)
+            api_stochastic = gr.Checkbox(label="stochastic", value=True)
             api_out = gr.Image(label="facade", format="png")
             api_gallery = gr.Gallery(label="facades", format="png")
             api_layout = gr.Image(label="label map", format="png")
-            api_btn = gr.Button("generate")
-            api_var_btn = gr.Button("variations")
-            api_layout_btn = gr.Button("random layout")
+            api_btn, api_var_btn, api_layout_btn = gr.Button("g"), gr.Button("v"), gr.Button("r")
 
-        # ---- events ------------------------------------------------------------------------------
-        model_queue = dict(concurrency_limit=1, concurrency_id=MODEL_QUEUE)
-        generate_kwargs = dict(
-            fn=ui_generate, inputs=[editor, seed, stochastic], outputs=[output, status],
-            show_progress="minimal", api_visibility="private", **model_queue, **batch_kwargs,
-        )
-        # .input, not .change: the frontend drops the first .change after page load.
-        gr.on(
-            triggers=[editor.input, generate_btn.click, stochastic.input, seed.submit],
-            trigger_mode="always_last", **generate_kwargs,
-        )
-        seed_btn.click(new_seed, outputs=seed, queue=False, api_visibility="private").then(**generate_kwargs)
-        variations_btn.click(ui_variations, [editor, seed, stochastic], [variations, status],
-                             api_visibility="private", **model_queue)
-        gallery.select(load_example, None, editor, queue=False, api_visibility="private").then(**generate_kwargs)
-        upload_btn.upload(load_upload, upload_btn, editor, api_visibility="private").then(**generate_kwargs)
-        random_btn.click(draw_random_layout, None, [editor, layout_seed], api_visibility="private").then(
-            **generate_kwargs)
-        layout_seed.submit(layout_from_seed, layout_seed, editor, api_visibility="private").then(**generate_kwargs)
+        # ---- events ---------------------------------------------------------------------------------------
+        # Every model event shares one concurrency group: up to 2 x max_batch_size requests are converted in
+        # parallel threads, and their forwards are batched by the app's Batcher.
+        model_queue = dict(concurrency_limit=2 * max(1, max_batch_size), concurrency_id=MODEL_QUEUE,
+                           api_visibility="private")
+        page_in, page_out = [canvas, seed, stochastic, last_seed], [facade, status, seed, last_seed]
+        # The page's events keep names of their own: /generate and /variations are the API's.
+        generate = dict(fn=app.generate, inputs=page_in, outputs=page_out, show_progress="hidden",
+                        api_name="page_generate", **model_queue)
+        # "always_last": at most one request in flight per page; the newest canvas runs when it returns.
+        canvas.input(app.paint, page_in, [*page_out, layout_seed, variations], trigger_mode="always_last",
+                     show_progress="hidden", **model_queue)
+        gr.on([generate_btn.click, stochastic.input, seed.submit], trigger_mode="always_last", **generate)
+        seed_btn.click(app.new_seed, outputs=seed, queue=False, api_visibility="private").then(**generate)
+        variations_btn.click(app.variations, page_in, [variations, status, seed, last_seed], api_name="page_variations",
+                             **model_queue)
+        loaded = [canvas, layout_seed, variations]
+        gallery.select(app.load_example, None, loaded, queue=False, api_visibility="private").then(**generate)
+        upload_btn.upload(app.load_upload, upload_btn, loaded, api_visibility="private").then(**generate)
+        random_btn.click(app.random_layout, None, loaded, queue=False, api_name="page_random_layout",
+                         api_visibility="private").then(**generate)
+        layout_seed.submit(app.layout_from_seed, layout_seed, loaded, api_name="page_layout",
+                           api_visibility="private").then(**generate)
 
-        api_btn.click(api_generate, [api_label, seed, stochastic], api_out, api_name="generate", preprocess=False,
-                      **model_queue, **batch_kwargs)
-        api_var_btn.click(api_variations, [api_label, seed, stochastic], api_gallery, api_name="variations",
-                          preprocess=False, **model_queue)
-        api_layout_btn.click(api_random_layout, layout_seed, api_layout, api_name="random_layout")
+        api_queue = dict(concurrency_limit=2 * max(1, max_batch_size), concurrency_id=MODEL_QUEUE)
+        api_btn.click(app.api_generate, [api_label, api_seed, api_stochastic], api_out, api_name="generate",
+                      preprocess=False, **api_queue)
+        api_var_btn.click(app.api_variations, [api_label, api_seed, api_stochastic], api_gallery,
+                          api_name="variations", preprocess=False, **api_queue)
+        api_layout_btn.click(app.api_random_layout, layout_seed, api_layout, api_name="random_layout")
     demo.queue(max_size=64)
+    demo.app_state = app  # for tests and benchmarks: the handlers and the batcher behind this page
     return demo
 
 
@@ -455,7 +408,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-batch-size", type=int, default=DEFAULT_MAX_BATCH_SIZE,
                         help=f"most concurrent requests batched into one forward (default {DEFAULT_MAX_BATCH_SIZE}; "
                         "1 turns batching off)")
-    return parser.parse_args(argv)
+    parser.add_argument("--cache-max-age", type=float, default=CACHE_MAX_AGE_MINUTES, metavar="MINUTES",
+                        help=f"delete uploads and served images older than this (default {CACHE_MAX_AGE_MINUTES:g})")
+    args = parser.parse_args(argv)
+    if args.max_batch_size < 1 or args.cache_max_age <= 0:
+        parser.error("--max-batch-size must be at least 1 and --cache-max-age above 0")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -468,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: cannot load the weights: {e}", file=sys.stderr)
         return 1
-    demo = build_demo(model, batching=args.max_batch_size > 1, max_batch_size=args.max_batch_size)
+    demo = build_demo(model, max_batch_size=args.max_batch_size, cache_max_age=args.cache_max_age)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, quiet=True,
                 prevent_thread_lock=True, **LAUNCH_KWARGS)
     print(f"facade-pix2pix on {demo.local_url} (model on {model.device}; Ctrl+C to stop)", flush=True)

@@ -11,11 +11,13 @@ from .layout import random_layout
 from .models import PatchDiscriminator, UnetGenerator, init_weights
 from .official import load_official_checkpoint
 from .palette import CLASS_NAMES, CLASSES, NUM_CLASSES, PALETTE, index_to_rgb, rgb_to_index, snap_to_palette
-from .predictor import Pix2Pix, WeightsNotFoundError, default_device, load_generator
+from .device import default_device, resolve_device
+from .predictor import Pix2Pix, WeightsNotFoundError, load_generator
+from .seeds import MAX_SEED, check_seed
 
 __all__ = [
-    "BUNDLED_WEIGHTS", "CLASSES", "CLASS_NAMES", "EXAMPLES_DIR", "MAX_PIXELS", "NUM_CLASSES", "PALETTE",
+    "BUNDLED_WEIGHTS", "CLASSES", "CLASS_NAMES", "EXAMPLES_DIR", "MAX_PIXELS", "MAX_SEED", "NUM_CLASSES", "PALETTE",
     "PatchDiscriminator", "Pix2Pix", "UnetGenerator", "WeightsNotFoundError", "default_device",
     "example_labels", "example_photo", "index_to_rgb", "init_weights", "load_generator", "load_image",
-    "load_official_checkpoint", "random_layout", "rgb_to_index", "snap_to_palette",
+    "check_seed", "load_official_checkpoint", "random_layout", "resolve_device", "rgb_to_index", "snap_to_palette",
 ]

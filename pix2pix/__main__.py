@@ -13,6 +13,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .seeds import MAX_SEED, check_seed, random_seed, seed_range
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
@@ -22,7 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--weights", help="weights folder, .safetensors, official .pth or Hub repo id "
                    "(default: $PIX2PIX_WEIGHTS, then assets/weights)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the first sample (default: random)")
+    p.add_argument("--seed", type=_seed, default=None, help=f"seed of the first sample, 0..{MAX_SEED}; sample i uses "
+                   "seed + i (default: random)")
     p.add_argument("--samples", type=int, default=1, help="variations per label map (default: 1)")
     p.add_argument("--deterministic", action="store_true", help="dropout off: one fixed result per label map")
     p.add_argument("--keep-size", action="store_true", help="resize results to each input's size")
@@ -30,7 +33,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.samples < 1:
         p.error("--samples must be at least 1")
+    if args.seed is not None:
+        try:
+            seed_range(args.seed, args.samples)
+        except ValueError as e:
+            p.error(f"--seed: {e}")
+    if args.out.exists() and not args.out.is_dir():
+        p.error(f"-o/--out: {args.out} is a file, not a folder; give a folder for the images")
     return args
+
+
+def _seed(text: str) -> int:
+    try:
+        return check_seed(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -47,6 +64,17 @@ def expand(paths: list[Path]) -> list[Path]:
     return files
 
 
+def _note_if_stretched(path: Path, keep_size: bool) -> None:
+    """Say so when a label map was not square: it is stretched to 256x256, as the data set's label maps were."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+    if width != height:
+        back = "the result is stretched back to its shape" if keep_size else "--keep-size stretches the result back"
+        tqdm.write(f"note: {path.name} is {width}x{height}: stretched to square for the model; {back}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from . import Pix2Pix, WeightsNotFoundError  # after argument parsing: --help stays instant
@@ -57,18 +85,19 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2 if isinstance(e, WeightsNotFoundError) else 1
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"error: cannot create the output folder {args.out}: {e.strerror or e}", file=sys.stderr)
+        return 1
     failed = written = 0
     for path in tqdm(files, desc="generating", unit="image", disable=None):
         try:
             stochastic = not args.deterministic
-            seed = args.seed
-            if stochastic and seed is None:
-                import secrets
-
-                seed = secrets.randbelow(2**31 - args.samples)
+            seed = args.seed if args.seed is not None else random_seed(args.samples)
             images = model.generate(path, seed=seed, num_samples=1 if args.deterministic else args.samples,
                                     stochastic=stochastic, keep_size=args.keep_size)
+            _note_if_stretched(path, args.keep_size)
             for i, image in enumerate(images):
                 name = f"{path.stem}.png" if args.deterministic else f"{path.stem}_seed{seed + i}.png"
                 image.save(args.out / name)

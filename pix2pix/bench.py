@@ -6,6 +6,10 @@ channels_last on GPUs) under ``inference_mode``; then ``torch.compile`` with ind
 (``Pix2Pix.load(compile=True)``) and reduced precision (bf16 on CPUs that have it, fp16 on CUDA).
 The variants run in interleaved rounds in one process, so machine noise hits them alike and the
 ratios hold even when absolute times wander.
+
+The end-to-end table puts ``Pix2Pix.generate`` on a 256x256 label PNG (reading, snapping, dropout masks,
+forward, conversion to a PIL image: everything a caller waits for) beside a naive forward of the same
+network (fp32, eager, ``no_grad``) on the already-prepared tensor, for each ``--ngf``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 
 from .fast import optimize_for_inference
 from .models import UnetGenerator
-from .predictor import default_device
+from .device import resolve_device
 
 
 def _sync(device: torch.device) -> None:
@@ -59,7 +63,7 @@ def _variants(model: UnetGenerator, device: torch.device, compile: bool) -> dict
 
 def run(ngf: int = 64, batch_sizes: tuple[int, ...] = (1, 4), rounds: int = 10, device: str | None = None,
         compile: bool = True) -> list[dict]:
-    dev = torch.device(device) if device else default_device()
+    dev = resolve_device(device)
     torch.manual_seed(0)
     model = UnetGenerator(ngf=ngf).eval().requires_grad_(False).to(dev)
     variants = _variants(model, dev, compile)
@@ -94,6 +98,49 @@ def run(ngf: int = 64, batch_sizes: tuple[int, ...] = (1, 4), rounds: int = 10, 
     return rows
 
 
+def end_to_end(ngf: int, rounds: int = 20, device: str | None = None, compile: bool = True) -> dict:
+    """Median ms of ``generate()`` end to end (eager fast path, and compiled) vs a naive forward alone."""
+    from .assets import example_labels
+    from .images import label_to_tensor
+    from .predictor import Pix2Pix
+
+    dev = resolve_device(device)
+    torch.manual_seed(0)
+    model = UnetGenerator(ngf=ngf).eval().requires_grad_(False).to(dev)
+    label = example_labels()[0].read_bytes()  # a 256x256 label PNG from the test split
+    x = label_to_tensor(label)[0][None].to(dev)
+    masks = [m.to(dev) for m in model.dropout_masks([0], 256)]
+    eager = Pix2Pix(model, device=dev)
+
+    def naive():
+        with torch.no_grad():
+            model(x, masks=masks)
+        _sync(dev)
+
+    runs = {"naive forward (fp32, eager, tensor in)": naive,
+            "generate(), PNG in -> PIL out": lambda: eager.generate(label, seed=0)}
+    if compile:
+        compiled = Pix2Pix(model, device=dev, compile=True)
+        runs["generate(), compiled"] = lambda: compiled.generate(label, seed=0)
+    for fn in runs.values():
+        for _ in range(3):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    medians = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
+    return {"ngf": ngf, "device": str(dev), "ms": medians}
+
+
+def print_end_to_end(result: dict) -> None:
+    base = next(iter(result["ms"].values()))
+    for name, ms in result["ms"].items():
+        print(f"  ngf {result['ngf']:>2}  {name:<40} {ms:>8.1f} ms  {base / ms:>5.2f}x the naive forward")
+
+
 def print_table(rows: list[dict]) -> None:
     header = f"{'batch':>5}  {'variant':<30} {'ms/img p50':>10} {'p90':>8} {'img/s':>8} {'vs base':>8} {'max|diff|':>10}"
     print(header)
@@ -105,13 +152,19 @@ def print_table(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m pix2pix.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--ngf", type=int, default=64, help="generator width (64 = the paper's model)")
+    p.add_argument("--ngf", type=int, nargs="+", default=[32, 64],
+                   help="generator widths (64 = the paper's model, 32 = the bundled one)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
     p.add_argument("--rounds", type=int, default=10, help="timed rounds per variant")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
     args = p.parse_args(argv)
-    print_table(run(args.ngf, tuple(args.batch_sizes), args.rounds, args.device, not args.no_compile))
+    for ngf in args.ngf:
+        print_table(run(ngf, tuple(args.batch_sizes), args.rounds, args.device, not args.no_compile))
+        print()
+    print("end to end (one 256x256 label PNG, batch 1):")
+    for ngf in args.ngf:
+        print_end_to_end(end_to_end(ngf, max(args.rounds, 10), args.device, not args.no_compile))
 
 
 if __name__ == "__main__":

@@ -56,17 +56,16 @@ def index_to_rgb(index_map: np.ndarray) -> Image.Image:
 
 
 def _to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
-    """Any PIL image or array to (H, W, 3) uint8, with fully transparent pixels set to background."""
+    """Any PIL image or array to (H, W, 3) uint8, with fully transparent pixels set to background.
+
+    Arrays of other types (16-bit, float) are turned into 8 bits by ``pix2pix.images.to_uint8`` first.
+    """
     if isinstance(image, np.ndarray):
-        array = image
-        if array.dtype != np.uint8:
-            if np.issubdtype(array.dtype, np.floating) and array.size and array.max() <= 1.0:
-                array = array * 255.0
-            array = np.clip(array, 0, 255).astype(np.uint8)
+        from .images import check_array  # the one validator (and 16-bit / float to 8-bit) for image arrays
+
+        array = check_array(image)
         if array.ndim == 2:
-            array = np.repeat(array[:, :, None], 3, axis=2)
-        if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-            raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {array.shape}")
+            array = array[:, :, None]
         if array.shape[2] == 1:
             array = np.repeat(array, 3, axis=2)
         if array.shape[2] == 4:
@@ -81,22 +80,40 @@ def _to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+def _keys(rgb: np.ndarray) -> np.ndarray:
+    """One uint32 per colour: 0xRRGGBB."""
+    rgb = rgb.astype(np.uint32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+_PALETTE_KEYS = _keys(PALETTE)
+_KEY_ORDER = np.argsort(_PALETTE_KEYS)
+_SORTED_KEYS = _PALETTE_KEYS[_KEY_ORDER]
+
+
+def nearest_class(rgb: np.ndarray) -> np.ndarray:
+    """Nearest palette class of each row of an (N, 3) array, by squared RGB distance (ties: lower index)."""
+    diff = rgb.astype(np.int32)[:, None, :] - PALETTE.astype(np.int32)[None, :, :]
+    return (diff * diff).sum(axis=2).argmin(axis=1).astype(np.uint8)
+
+
 def rgb_to_index(image: Image.Image | np.ndarray) -> np.ndarray:
     """Nearest palette class for every pixel: an (H, W) uint8 array of 0-based class indices.
 
     Nearest in plain RGB distance, which is what undoes JPEG noise: palette colours are at least
-    ~50 apart while JPEG moves flat areas by a few units.
+    ~50 apart while JPEG moves flat areas by a few units. Pixels that are exactly a palette colour
+    (all of a painted map) are looked up; only the others are measured, once per distinct colour.
     """
-    rgb = _to_rgb_array(image).astype(np.int32)
-    # Squared distance to each of the 12 colours, computed per colour to keep memory at O(H*W).
-    best = np.zeros(rgb.shape[:2], dtype=np.uint8)
-    best_dist = np.full(rgb.shape[:2], np.iinfo(np.int32).max, dtype=np.int32)
-    for index, colour in enumerate(PALETTE.astype(np.int32)):
-        dist = ((rgb - colour) ** 2).sum(axis=2)
-        closer = dist < best_dist
-        best[closer] = index
-        best_dist[closer] = dist[closer]
-    return best
+    rgb = _to_rgb_array(image)
+    keys = _keys(rgb)
+    pos = np.minimum(np.searchsorted(_SORTED_KEYS, keys), len(_SORTED_KEYS) - 1)
+    exact = _SORTED_KEYS[pos] == keys
+    index = _KEY_ORDER[pos].astype(np.uint8)
+    if not exact.all():
+        colours, inverse = np.unique(keys[~exact], return_inverse=True)
+        as_rgb = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1)
+        index[~exact] = nearest_class(as_rgb)[inverse.reshape(-1)]
+    return index
 
 
 def snap_to_palette(image: Image.Image | np.ndarray) -> Image.Image:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,17 +16,19 @@ import torch
 from PIL import Image
 
 from .assets import BUNDLED_WEIGHTS
+from .device import resolve_device
 from .fast import optimize_for_inference
 from .images import ImageLike, label_to_tensor, tensor_to_image
 from .models import CONFIG_NAME, WEIGHTS_NAME, UnetGenerator
 from .official import load_official_checkpoint
+from .seeds import MAX_SEED, check_seed, random_seed, seed_range  # noqa: F401  (MAX_SEED: re-exported)
 
 WEIGHTS_ENV = "PIX2PIX_WEIGHTS"
-MAX_SEED = 2**31 - 1
 
 HOW_TO_GET_WEIGHTS = f"""No generator weights found. Any of these works:
-  1. Train them:            python -m train --data ../shared/datasets/facades   (writes runs/<name>/export)
-     then pass the folder:  --weights runs/<name>/export   or   {WEIGHTS_ENV}=runs/<name>/export
+  1. Train them:            python -m train --recipe cpu --time-budget 2h --run-dir runs/mine
+                            (downloads the facades data set once; writes runs/mine/export)
+     then pass the folder:  --weights runs/mine/export   or   {WEIGHTS_ENV}=runs/mine/export
   2. Use a Hub repo id:     --weights <user>/<repo>   (a folder saved by save_pretrained, pushed to the Hub)
   3. Use the authors' own:  bash scripts/download_pix2pix_model.sh facades_label2photo   (in their repo
                             pytorch-CycleGAN-and-pix2pix), then
@@ -37,15 +38,6 @@ Bundled weights are looked for in {BUNDLED_WEIGHTS}."""
 
 class WeightsNotFoundError(FileNotFoundError):
     """No weights were given and none are bundled or named by the environment."""
-
-
-def default_device() -> torch.device:
-    """CUDA, then Apple's MPS, then the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def _has_weights(folder: Path) -> bool:
@@ -116,7 +108,7 @@ class Pix2Pix:
     """
 
     def __init__(self, generator: UnetGenerator, device: str | torch.device | None = None, compile: bool = False):
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         # Half precision on CUDA: fp16 autocast keeps instance norm in fp32 and stays within a grey level
         # or two of fp32. On the CPU bf16 measured no faster than fp32 (python -m pix2pix.bench), so fp32.
         self.autocast_dtype = torch.float16 if self.device.type == "cuda" else None
@@ -156,10 +148,8 @@ class Pix2Pix:
         """
         if num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, got {num_samples}")
+        seeds = seed_range(random_seed(num_samples) if seed is None else seed, num_samples)
         x, original_size = label_to_tensor(label_image, self.image_size)
-        if seed is None:
-            seed = secrets.randbelow(MAX_SEED - num_samples)
-        seeds = [(int(seed) + i) % (MAX_SEED + 1) for i in range(num_samples)]
         images = self.generate_batch([x] * num_samples, seeds, stochastic=stochastic)
         if keep_size and original_size != images[0].size:
             images = [image.resize(original_size, Image.BICUBIC) for image in images]
@@ -177,6 +167,7 @@ class Pix2Pix:
             raise ValueError(f"got {len(labels)} label maps and {len(seeds)} seeds")
         if not labels:
             return []
+        seeds = [check_seed(s) for s in seeds]
         tensors = [x if isinstance(x, torch.Tensor) else label_to_tensor(x, self.image_size)[0] for x in labels]
         batch = torch.stack(tensors).to(self.device)
         masks = None

@@ -16,7 +16,6 @@ import torch  # noqa: E402
 from pix2pix import UnetGenerator  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="session")

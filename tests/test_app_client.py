@@ -1,8 +1,8 @@
-"""The app through its API, as a gradio_client user sees it: launched on 127.0.0.1 around the tiny model."""
+"""The app through its API, as a gradio_client user sees it (launched on 127.0.0.1 around the tiny model), and
+its event handlers called directly, as plain methods."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -17,42 +17,38 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 import app  # noqa: E402
-from pix2pix import PALETTE, Pix2Pix, example_labels  # noqa: E402
+from pix2pix import MAX_SEED, PALETTE, Pix2Pix, example_labels  # noqa: E402
+from pix2pix.palette import CLASS_NAMES, hex_colors  # noqa: E402
+from tests.helpers import free_port, label_of  # noqa: E402
 
 
-class SpyPix2Pix(Pix2Pix):
-    """Records the size of every forward; can hold a forward back so concurrent requests pile up."""
+class SlowPix2Pix(Pix2Pix):
+    """Can hold a forward back, so that concurrent requests pile up behind it."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.batch_sizes: list[int] = []
-        self.hold = 0.0
+    hold = 0.0
 
     def generate_batch(self, labels, seeds, stochastic=True):
-        self.batch_sizes.append(len(labels))
         if self.hold:
             time.sleep(self.hold)  # simulates a slow model so that requests queue (not a wait for a condition)
         return super().generate_batch(labels, seeds, stochastic=stochastic)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def served(tiny_generator):
+    model = SlowPix2Pix(tiny_generator, device="cpu")
+    demo = app.build_demo(model, max_batch_size=8)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                **app.LAUNCH_KWARGS)
+    try:
+        client = Client(demo.local_url, verbose=False, download_files=True)
+        yield model, client, demo
+    finally:
+        demo.close()
 
 
 @pytest.fixture(scope="module")
-def served(tiny_generator):
-    model = SpyPix2Pix(tiny_generator, device="cpu")
-    demo = app.build_demo(model, max_batch_size=8)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **app.LAUNCH_KWARGS)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=True)
-        yield model, client
-    finally:
-        demo.close()
+def handlers(tiny_generator) -> app.FacadeApp:
+    return app.FacadeApp(Pix2Pix(tiny_generator, device="cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -71,60 +67,58 @@ def generate(client, label, seed=0, stochastic=True) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def test_server_binds_localhost_only(served):
-    _, client = served
-    assert client.src.startswith("http://127.0.0.1:")
+# ----------------------------------------------------------------------------------------------- the API
+def test_server_listens_on_loopback_only(served):
+    _, _, demo = served
+    bound = {s.getsockname()[0] for server in demo.server.servers for s in server.sockets}
+    assert bound == {"127.0.0.1"}
 
 
 def test_api_lists_the_named_endpoints(served):
-    _, client = served
+    client = served[1]
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert {"/generate", "/variations", "/random_layout"} <= set(endpoints)
+    assert set(endpoints) == {"/generate", "/variations", "/random_layout"}  # the page's own events stay private
     names = [p["parameter_name"] for p in endpoints["/generate"]["parameters"]]
     assert names == ["label", "seed", "stochastic"]
 
 
 def test_generate_from_an_example(served, example):
     out = generate(served[1], example, seed=1)
-    assert out.shape == (256, 256, 3) and out.dtype == np.uint8
-    assert out.std() > 0
+    assert out.shape == (256, 256, 3) and out.dtype == np.uint8 and out.std() > 0
 
 
 def test_same_seed_same_pixels_other_seed_differs(served, example):
-    _, client = served
+    client = served[1]
     a, b, c = generate(client, example, seed=5), generate(client, example, seed=5), generate(client, example, seed=6)
     np.testing.assert_array_equal(a, b)
     assert np.abs(a.astype(int) - c.astype(int)).max() > 0
 
 
 def test_stochastic_off_ignores_the_seed(served, example):
-    _, client = served
-    a = generate(client, example, seed=1, stochastic=False)
-    b = generate(client, example, seed=2, stochastic=False)
-    np.testing.assert_array_equal(a, b)
+    client = served[1]
+    np.testing.assert_array_equal(generate(client, example, seed=1, stochastic=False),
+                                  generate(client, example, seed=2, stochastic=False))
 
 
 def test_variations_are_four_and_the_first_matches_generate(served, example):
-    _, client = served
+    client = served[1]
     gallery = client.predict(handle_file(str(example)), 11, True, api_name="/variations")
-    assert len(gallery) == app.NUM_VARIATIONS
     images = [np.asarray(Image.open(item["image"]).convert("RGB")) for item in gallery]
-    assert all(im.shape == (256, 256, 3) for im in images)
-    assert len({im.tobytes() for im in images}) == app.NUM_VARIATIONS
+    assert len(images) == app.NUM_VARIATIONS and len({im.tobytes() for im in images}) == app.NUM_VARIATIONS
+    assert [item["caption"] for item in gallery] == [f"seed {s}" for s in range(11, 15)]
     assert_close(images[0], generate(client, example, seed=11))
 
 
 def test_random_layout_endpoint(served):
-    _, client = served
+    client = served[1]
     a = np.asarray(Image.open(client.predict(3, api_name="/random_layout")).convert("RGB"))
     b = np.asarray(Image.open(client.predict(3, api_name="/random_layout")).convert("RGB"))
     np.testing.assert_array_equal(a, b)
-    colours = {tuple(c) for c in a.reshape(-1, 3)}
-    assert colours <= {tuple(c) for c in PALETTE}
+    assert {tuple(c) for c in a.reshape(-1, 3)} <= {tuple(c) for c in PALETTE}
 
 
 def test_non_image_upload_is_an_error_and_the_server_keeps_serving(served, example, tmp_path):
-    _, client = served
+    client = served[1]
     bad = tmp_path / "labels.png"
     bad.write_text("this is not an image")
     with pytest.raises(AppError, match="not an image") as info:
@@ -134,77 +128,71 @@ def test_non_image_upload_is_an_error_and_the_server_keeps_serving(served, examp
 
 
 def test_huge_image_is_an_error_and_the_server_keeps_serving(served, example, tmp_path):
-    _, client = served
+    client = served[1]
     huge = tmp_path / "huge.png"
-    Image.new("1", (9000, 9000)).save(huge)  # 81 Mpx but a small file: rejected from its header
-    with pytest.raises(AppError, match="too large"):
-        client.predict(handle_file(str(huge)), 0, True, api_name="/generate")
-    with pytest.raises(AppError, match="too large"):
-        client.predict(handle_file(str(huge)), 0, True, api_name="/variations")
+    Image.new("1", (5000, 5000)).save(huge)  # 25 Mpx in a small file: refused from its header
+    for endpoint in ("/generate", "/variations"):
+        with pytest.raises(AppError, match="too large"):
+            client.predict(handle_file(str(huge)), 0, True, api_name=endpoint)
     assert generate(client, example).shape == (256, 256, 3)
 
 
 def test_truncated_image_is_an_error(served, example, tmp_path):
-    _, client = served
-    data = example.read_bytes()
     cut = tmp_path / "cut.png"
-    cut.write_bytes(data[: len(data) // 2])
+    cut.write_bytes(example.read_bytes()[: example.stat().st_size // 2])
     with pytest.raises(AppError, match="corrupt or truncated"):
-        client.predict(handle_file(str(cut)), 0, True, api_name="/generate")
+        served[1].predict(handle_file(str(cut)), 0, True, api_name="/generate")
 
 
-def test_bad_seed_is_an_error(served, example):
-    _, client = served
+@pytest.mark.parametrize("seed", [-3, MAX_SEED + 1, 2.5])
+def test_bad_seeds_are_errors_not_wrapped(served, example, seed):
     with pytest.raises(AppError, match="seed"):
-        client.predict(handle_file(str(example)), -3, True, api_name="/generate")
+        served[1].predict(handle_file(str(example)), seed, True, api_name="/generate")
 
 
-@pytest.mark.parametrize("mode", ["RGBA", "L", "P"])
-def test_rgba_greyscale_and_palette_uploads_give_an_image(served, example, tmp_path, mode):
-    _, client = served
-    path = tmp_path / f"label_{mode}.png"
-    Image.open(example).convert(mode).resize((300, 200)).save(path)
-    assert generate(client, path).shape == (256, 256, 3)
+def test_variations_refuse_seeds_that_would_pass_the_maximum(served, example):
+    with pytest.raises(AppError, match="at most"):
+        served[1].predict(handle_file(str(example)), MAX_SEED - 1, True, api_name="/variations")
 
 
-def test_all_background_canvas_gives_an_image(served, tmp_path):
-    _, client = served
-    path = tmp_path / "empty.png"
-    Image.new("RGB", (256, 256), tuple(int(c) for c in PALETTE[0])).save(path)
-    out = generate(client, path)
-    assert out.shape == (256, 256, 3)
+@pytest.mark.parametrize("mode", ["RGBA", "L", "P", "I;16"])
+def test_other_modes_and_sizes_give_an_image(served, example, tmp_path, mode):
+    path = tmp_path / f"label_{mode.replace(';', '')}.png"
+    image = Image.open(example).convert("L" if mode == "I;16" else mode).resize((300, 200))
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+    image.save(path)
+    assert generate(served[1], path).shape == (256, 256, 3)
 
 
-def test_concurrent_requests_are_batched_and_a_bad_one_does_not_spoil_the_batch(served, example, tmp_path):
-    model, client = served
+def test_concurrent_requests_are_batched_and_a_bad_one_gets_its_own_error(served, example, tmp_path):
+    model, client, demo = served
+    batcher = demo.app_state.batcher
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG not really")
     expected = {seed: generate(client, example, seed=seed) for seed in (20, 21, 22)}
-    model.batch_sizes.clear()
+    batcher.batch_sizes.clear()
     model.hold = 0.5
     try:
         # The first request holds the model while the others queue up behind it, then run as one batch.
         first = client.submit(handle_file(str(example)), 19, True, api_name="/generate")
         deadline = time.monotonic() + 10
-        while not model.batch_sizes and time.monotonic() < deadline:
+        while not batcher.batch_sizes and time.monotonic() < deadline:
             time.sleep(0.01)  # polling for the first forward to start
         jobs = {seed: client.submit(handle_file(str(example)), seed, True, api_name="/generate") for seed in expected}
         bad_job = client.submit(handle_file(str(bad)), 0, True, api_name="/generate")
         first.result(timeout=30)
         for seed, job in jobs.items():
             assert_close(np.asarray(Image.open(job.result(timeout=30)).convert("RGB")), expected[seed])
-        try:
-            bad_result = bad_job.result(timeout=30)
-        except AppError:
-            bad_result = None  # alone in its batch: a gr.Error
-        assert bad_result is None  # in a batch with others: no image, and the others are unharmed
+        with pytest.raises(AppError, match=r"bad\.png: .*(not an image|corrupt)"):
+            bad_job.result(timeout=30)
     finally:
         model.hold = 0.0
-    assert max(model.batch_sizes) > 1, model.batch_sizes
+    assert max(batcher.batch_sizes) == 3, batcher.batch_sizes  # the three good ones, in one forward
 
 
 def test_many_threads_at_once(served, example):
-    _, client = served
+    client = served[1]
     results, errors = {}, []
 
     def call(seed):
@@ -222,6 +210,73 @@ def test_many_threads_at_once(served, example):
     assert_close(results[3], generate(client, example, seed=3))
 
 
+def test_the_cache_is_cleaned(served):
+    assert served[2].delete_cache == (60, 900)  # every minute, files older than the default 15 minutes
+    assert app.delete_cache(2) == (30, 120) and app.delete_cache(0.01) == (1, 1)
+    assert app.parse_args(["--cache-max-age", "5"]).cache_max_age == 5
+
+
+# ----------------------------------------------------------------------------------------------- handlers
+def test_generate_takes_the_canvas_png_and_replaces_a_bad_seed(handlers):
+    image, status, seed, last = handlers.generate(handlers.start_canvas, 7, True, 0)
+    assert image.size == (256, 256) and "seed 7" in status and (seed, last) == (7, 7)
+    image2, status, seed, last = handlers.generate(handlers.start_canvas, -1, True, 7)
+    assert "using 7" in status and (seed, last) == (7, 7)
+    assert np.array_equal(np.asarray(image), np.asarray(image2))
+    assert handlers.generate(handlers.start_canvas, "x", False, 3)[2] == 3
+
+
+def test_paint_clears_the_layout_seed_and_the_variations(handlers):
+    *_, layout_seed, variations = handlers.paint(handlers.start_canvas, 1, True, 0)
+    assert layout_seed is None and variations is None
+
+
+def test_canvas_values_in_and_out(handlers):
+    url = app.to_data_url(Image.fromarray(PALETTE[np.zeros((256, 256), np.uint8)]))
+    assert url.startswith("data:image/png;base64,") and len(url) < 2000
+    assert np.array_equal(label_of(app.from_data_url(url)), np.zeros((256, 256)))
+    for bad, message in [(None, "empty"), ("hello", "empty"), ("data:image/png;base64,!!!", "base64"),
+                         ("data:image/png;base64," + "A" * (app.MAX_CANVAS_CHARS + 4), "too large")]:
+        with pytest.raises(ValueError, match=message):
+            app.from_data_url(bad)
+    with pytest.raises(gr.Error, match="not an image"):
+        handlers.generate("data:image/png;base64,aGVsbG8=", 0, True, 0)
+
+
+def test_loaders_put_snapped_label_maps_on_the_canvas(handlers, example, tmp_path):
+    canvas, layout_seed, variations = handlers.load_example(gr.SelectData(None, {"index": 0, "value": None}))
+    assert np.array_equal(label_of(app.from_data_url(canvas)), label_of(example)) and layout_seed is None
+    canvas, layout_seed, _ = handlers.random_layout()
+    assert 0 <= layout_seed <= MAX_SEED
+    assert canvas == handlers.layout_from_seed(layout_seed)[0]
+    with pytest.raises(gr.Error, match="layout seed"):
+        handlers.layout_from_seed(-2)
+    wide = tmp_path / "wide.jpg"
+    Image.open(example).convert("RGB").resize((512, 256)).save(wide, quality=80)
+    canvas, _, _ = handlers.load_upload(str(wide))
+    assert set(np.unique(np.asarray(Image.open(__import__("io").BytesIO(app.from_data_url(canvas))).convert("RGB"))
+                         .reshape(-1, 3), axis=0).view([("", np.uint8)] * 3).ravel().tolist()) <= \
+        {tuple(c) for c in PALETTE}  # JPEG noise snapped away
+    with pytest.raises(gr.Error, match="cannot use that file"):
+        handlers.load_upload(str(tmp_path / "missing.png"))
+
+
+def test_variations_handler_keeps_the_seeds_in_range(handlers):
+    gallery, status, seed, _ = handlers.variations(handlers.start_canvas, MAX_SEED, True, 0)
+    assert [caption for _, caption in gallery] == [f"seed {MAX_SEED - 3 + i}" for i in range(4)]
+    assert "batch of 4" in status and seed == MAX_SEED - 3
+
+
+def test_canvas_is_the_palette_with_class_names_and_shortcuts(handlers):
+    canvas = app.canvas_component(handlers)
+    assert [c["name"] for c in canvas.props["classes"]] == list(CLASS_NAMES)
+    assert [c["color"] for c in canvas.props["classes"]] == hex_colors()
+    assert len({c["key"] for c in canvas.props["classes"]}) == len(CLASS_NAMES)
+    assert canvas.props["size"] == 256 and canvas.elem_id == "canvas"
+    assert "canvas" in canvas.html_template and "trigger(\"input\")" in canvas.js_on_load
+
+
+# ----------------------------------------------------------------------------------------------- command line
 def test_missing_weights_exit_with_the_library_message(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("PIX2PIX_WEIGHTS", raising=False)
     monkeypatch.setattr("pix2pix.predictor.BUNDLED_WEIGHTS", tmp_path / "none")
@@ -235,29 +290,14 @@ def test_bad_weights_path_exits_cleanly(tmp_path, capsys):
     assert "no such weights" in capsys.readouterr().err
 
 
-def test_cli_defaults_are_private():
+def test_cli_defaults_are_private(monkeypatch):
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     args = app.parse_args([])
-    assert args.host in ("127.0.0.1", __import__("os").environ.get("GRADIO_SERVER_NAME"))
-    assert args.share is False
-    assert app._analytics_enabled() is False
-
-
-def test_editor_brush_is_the_fixed_palette_and_the_legend_follows_its_order(tiny_generator):
-    import gradio as gr
-
-    from pix2pix.palette import CLASS_NAMES, hex_colors
-
-    demo = app.build_demo(Pix2Pix(tiny_generator, device="cpu"))
-    editors = [b for b in demo.blocks.values() if isinstance(b, gr.ImageEditor)]
-    assert len(editors) == 1
-    editor = editors[0]
-    assert editor.brush.colors == hex_colors() and editor.brush.color_mode == "fixed"
-    assert editor.canvas_size == (256, 256) and editor.eraser is not False
-    legend = app.legend_html()
-    positions = [legend.index(f"</span>{name}</span>") for name in CLASS_NAMES]
-    assert positions == sorted(positions)
-    assert all(colour in legend for colour in hex_colors())
-    assert demo.analytics_enabled is False
+    assert args.host == "127.0.0.1" and args.share is False
+    monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
+    assert app._analytics_enabled() is False  # off unless asked for
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "True")
+    assert app._analytics_enabled() is True
 
 
 def test_zero_gpu_wraps_the_forward_only_when_asked(monkeypatch, tiny_generator):
@@ -270,11 +310,11 @@ def test_zero_gpu_wraps_the_forward_only_when_asked(monkeypatch, tiny_generator)
     monkeypatch.setitem(sys.modules, "spaces", fake)
     model = Pix2Pix(tiny_generator, device="cpu")
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-    app.Engine(model)
+    app.FacadeApp(model)
     assert not wrapped
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    app.Engine(model)
-    assert len(wrapped) == 1
-    monkeypatch.delitem(sys.modules, "spaces")
-    monkeypatch.setitem(sys.modules, "spaces", None)  # not installed: no hard dependency
-    app.Engine(model)
+    wrapped_app = app.FacadeApp(model)
+    assert len(wrapped) == 1 and wrapped_app.start_facade[0].size == (256, 256)
+    monkeypatch.setitem(sys.modules, "spaces", None)  # not installed: no hard dependency, no wrapping
+    plain = app.FacadeApp(model)
+    assert len(wrapped) == 1 and plain.start_facade[0].size == (256, 256)

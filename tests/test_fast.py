@@ -30,4 +30,15 @@ def test_optimized_generator_matches_and_leaves_the_original_alone(tiny_generato
     with torch.no_grad():
         assert torch.allclose(fast(x, masks=masks), tiny_generator(x, masks=masks), atol=1e-5)
     assert fast.state_dict().keys() == tiny_generator.state_dict().keys()
-    assert GEMM_MAX_PIXELS == 256
+
+
+def test_small_inputs_take_the_gemm_path_and_large_ones_the_native_kernel(monkeypatch):
+    calls = []
+    native = nn.ConvTranspose2d.forward
+    monkeypatch.setattr(nn.ConvTranspose2d, "forward", lambda self, *a, **k: calls.append(1) or native(self, *a, **k))
+    layer = FastConvTranspose2d(4, 2, 4, 2, 1)
+    side = int(GEMM_MAX_PIXELS**0.5)
+    layer(torch.randn(1, 4, side, side))
+    assert calls == []  # at the limit: one GEMM + fold
+    layer(torch.randn(1, 4, side * 2, side * 2))
+    assert calls == [1]  # above it: oneDNN's own kernel

@@ -82,7 +82,9 @@ def test_tiny_run_end_to_end(run, data):
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
     assert Image.open(run / "samples" / "epoch_0002.png").size == (3 * 66 + 2, 2 * 66 + 2)  # 2 rows of 3, padded
     epochs = _epochs(run)
-    assert [r["epoch"] for r in epochs] == [1, 2] and [r["lr"] for r in epochs] == [2e-4, 1e-4]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    # The authors' linear rule counted in steps (4 a epoch): constant, then down to 1/5 at the last step.
+    assert [r["lr"] for r in epochs] == pytest.approx([2e-4, 2e-4 / 5])
     assert all(np.isfinite(r[k]) for r in epochs for k in ("g_gan", "g_l1", "d_real", "d_fake"))
     page = (run / "index.html").read_text()
     assert page.count("<svg") == 4 and page.index("epoch_0002.png") < page.index("epoch_0001.png")
@@ -91,8 +93,9 @@ def test_tiny_run_end_to_end(run, data):
     card = (export / "README.md").read_text()
     assert "4 training pairs" in card and "1 unreadable" in card and "PSNR" in card and "![samples](sample.png)" in card
     ck = torch.load(run / "checkpoints" / "latest.pt", weights_only=False)
-    assert {"generator", "discriminator", "opt_g", "opt_d", "scheduler_g", "rng", "config"} <= set(ck)
-    assert (ck["epoch"], ck["step_in_epoch"], ck["global_step"]) == (2, 0, 8)
+    assert {"generator", "discriminator", "opt_g", "opt_d", "run", "rng", "config"} <= set(ck)
+    assert (ck["run"]["epoch"], ck["run"]["step_in_epoch"], ck["run"]["global_step"]) == (2, 0, 8)
+    assert (ck["run"]["epochs"], ck["run"]["epochs_decay"], ck["run"]["planned"]) == (1, 1, False)
     # The export is what the app loads.
     model = Pix2Pix.load(export, device="cpu")
     [image] = model.generate(data / "test" / "1.png", seed=0)
@@ -113,7 +116,7 @@ def _same_state(a: Path, b: Path) -> None:
         for pid, state in ca[key]["state"].items():
             for name, tensor in state.items():
                 assert torch.equal(tensor, cb[key]["state"][pid][name]), f"{key}[{pid}].{name} differs"
-    assert ca["global_step"] == cb["global_step"]
+    assert ca["run"]["global_step"] == cb["run"]["global_step"]
 
 
 def test_resume_equivalence(run, data, tmp_path):
@@ -124,7 +127,7 @@ def test_resume_equivalence(run, data, tmp_path):
     with pytest.warns(UserWarning):
         main([*args, "--epochs-decay", "1"])
     _same_state(run / "checkpoints" / "latest.pt", tmp_path / "r" / "checkpoints" / "latest.pt")
-    assert [r["lr"] for r in _epochs(tmp_path / "r")] == [2e-4, 1e-4]
+    assert [r["lr"] for r in _epochs(tmp_path / "r")] == pytest.approx([2e-4, 2e-4 / 5])
     assert (tmp_path / "r" / "export" / "model.safetensors").read_bytes() == (run / "export" / "model.safetensors").read_bytes()
 
 
@@ -162,11 +165,11 @@ def test_sigkill_resumes_from_last_checkpoint(data, tmp_path):
         proc.kill()
         proc.communicate()
     ck = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)
-    assert (ck["epoch"], ck["step_in_epoch"]) == (2, 0)
+    assert (ck["run"]["epoch"], ck["run"]["step_in_epoch"]) == (2, 0)
     with pytest.warns(UserWarning):
         main(args)
     assert [r["epoch"] for r in _epochs(run_dir)] == [1, 2, 3, 4]  # the killed epoch's lines were dropped
-    assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)["epoch"] == 4
+    assert torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)["run"]["epoch"] == 4
 
 
 def test_ctrl_c_saves_mid_epoch_and_resumes_exactly(data, tmp_path):
@@ -181,7 +184,7 @@ def test_ctrl_c_saves_mid_epoch_and_resumes_exactly(data, tmp_path):
         proc.kill()
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted: saved" in out and "Traceback" not in err
-    ck = torch.load(tmp_path / "c" / "checkpoints" / "latest.pt", weights_only=False)
+    ck = torch.load(tmp_path / "c" / "checkpoints" / "latest.pt", weights_only=False)["run"]
     assert 5 <= ck["global_step"] < 12 and ck["global_step"] == 4 * ck["epoch"] + ck["step_in_epoch"]  # mid-run
     with pytest.warns(UserWarning):
         main([*args, "--run-dir", str(tmp_path / "c")])
@@ -226,6 +229,6 @@ def test_torchrun_two_processes_gloo(data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("done:") == 1  # only rank 0 reports
     ck = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)
-    assert ck["world_size"] == 2 and ck["global_step"] == 4 and len(ck["rng"]) == 2  # 4 images / 2 ranks x 2 epochs
+    assert ck["world_size"] == 2 and ck["run"]["global_step"] == 4 and len(ck["rng"]) == 2  # 4 images / 2 ranks x 2 epochs
     assert [r["epoch"] for r in _epochs(run_dir)] == [1, 2]
     Pix2Pix.load(run_dir / "export", device="cpu")

@@ -1,77 +1,141 @@
-"""``python -m train --benchmark``: training throughput of the authors' setting vs this kit's fast path.
+"""``python -m train.benchmark`` (or ``python -m train --benchmark``): the paper's setting against the cpu
+recipe, each as it really trains, side by side in one run.
 
-Baseline = fp32, eager, batch 1, contiguous tensors, plain Adam (how the authors' code runs). Fast path =
-what ``python -m train`` does by default on this device (bf16 autocast, channels_last and fused Adam on
-CUDA), at a larger batch, compiled with ``--compile``. Synthetic data, so the loader is not measured;
-the model sizes are those of the options (``--ngf``, ``--ndf``, ``--image-size``).
+- paper baseline: ngf/ndf 64, batch 1, fp32, eager, the streaming loader (``DataLoader`` workers decoding
+  and resizing JPEGs), as the authors' code runs;
+- cpu recipe: ngf/ndf 32, batch 4, compiled, the training set in memory (``InMemoryPairs``).
+
+Both run ``train.step.train_step`` on the real facades training pairs (``--data``) and are timed from
+batch to batch, loading included, after their warm-up (compilation). The ratio and the wall time of a
+200-epoch run (model and data time, no evaluation) are printed. On CUDA the fast side also uses bf16,
+channels_last and fused Adam.
 """
 
 from __future__ import annotations
 
-import contextlib
+import argparse
+import dataclasses
+import itertools
 import time
+from pathlib import Path
 
 import torch
 
-from pix2pix import PatchDiscriminator, UnetGenerator, default_device
+from pix2pix import PatchDiscriminator, UnetGenerator, resolve_device
+from pix2pix.device import keep_freed_memory
 
-from .config import TrainConfig
-from .trainer import make_optimizers, train_step
+from .config import RECIPES, TrainConfig, add_options
+from .data import EpochSampler, PairedDataset, check_pairs, find_pairs, make_batches, split_folder
+from .step import make_autocast, make_optimizers, train_step
 
-FACADES_IMAGES = 400
+
+@dataclasses.dataclass
+class Setting:
+    label: str
+    cfg: TrainConfig
+    in_memory: bool
+    fast: bool  # the CUDA extras (bf16, channels_last, fused Adam) where available
 
 
-def measure(cfg: TrainConfig, device: torch.device, batch: int, fast: bool, compile: bool, steps: int,
-            warmup: int) -> dict:
-    is_cuda = device.type == "cuda"
-    amp = fast and cfg.amp and is_cuda
-    channels_last = fast and cfg.channels_last and is_cuda
-    fused = fast and cfg.fused_adam and is_cuda
+def measure(setting: Setting, pairs: list, device: torch.device, steps: int, warmup: int) -> dict:
+    cfg, is_cuda = setting.cfg, device.type == "cuda"
+    fast = setting.fast and is_cuda
     torch.manual_seed(0)
     G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs).to(device)
     D = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d).to(device)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fmt = torch.channels_last if fast and cfg.channels_last else torch.contiguous_format
     G, D = G.to(memory_format=fmt), D.to(memory_format=fmt)
-    opt_g, opt_d, _, _ = make_optimizers(cfg, G, D, fused)
-    G_run, D_run = (torch.compile(G), torch.compile(D)) if compile else (G, D)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
-    x = torch.rand(batch, 3, cfg.image_size, cfg.image_size, device=device).mul(2).sub(1).contiguous(memory_format=fmt)
-    y = torch.rand_like(x).mul(2).sub(1)
+    opt_g, opt_d = make_optimizers(cfg, G, D, fused=fast and cfg.fused_adam)
+    G_run, D_run = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
+    autocast = make_autocast(fast and cfg.amp)
+    dataset = PairedDataset(pairs, cfg.image_size, cfg.resolved_load_size, seed=0)
+    sampler = EpochSampler(dataset)
+    t0 = time.perf_counter()
+    epoch_batches, source = make_batches(dataset, sampler, cfg.batch_size, "on" if setting.in_memory else "off",
+                                         cfg.num_workers, pin_memory=is_cuda)
+    setup = time.perf_counter() - t0
     sync = torch.cuda.synchronize if is_cuda else (lambda: None)
+
+    def batches():
+        for epoch in itertools.count():
+            sampler.set_epoch(epoch)
+            yield from epoch_batches()
+
+    it = batches()
+    t0 = time.perf_counter()
     for _ in range(warmup):
+        x, y = (t.to(device, memory_format=fmt) for t in next(it))
         train_step(G_run, D_run, D_run, opt_g, opt_d, x, y, cfg.lambda_l1, autocast)
     sync()
+    warm = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
+        x, y = (t.to(device, memory_format=fmt) for t in next(it))
         losses = train_step(G_run, D_run, D_run, opt_g, opt_d, x, y, cfg.lambda_l1, autocast)
     losses.tolist()
     sync()
     seconds = time.perf_counter() - t0
-    return {"batch": batch, "precision": "bf16" if amp else "fp32", "memory": "channels_last" if channels_last else "contiguous",
-            "adam": "fused" if fused else "default", "compile": "yes" if compile else "no",
-            "it_s": steps / seconds, "img_s": steps * batch / seconds}
+    params = sum(p.numel() for p in G.parameters())
+    return {"setting": setting.label, "ngf": cfg.ngf, "batch": cfg.batch_size, "compile": cfg.compile,
+            "data": source, "params": params, "setup_s": setup, "warmup_s": warm,
+            "it_s": steps / seconds, "img_s": steps * cfg.batch_size / seconds}
 
 
-def run_benchmark(cfg: TrainConfig) -> list[dict]:
-    device = default_device() if cfg.device == "auto" else torch.device(cfg.device)
-    batch = cfg.benchmark_batch_size or (16 if device.type == "cuda" else 4)
-    steps = cfg.benchmark_steps
+def settings(base: TrainConfig) -> list[Setting]:
+    paper = dataclasses.replace(base, **RECIPES["paper"], ngf=64, ndf=64, batch_size=1, compile=False,
+                                num_workers=base.num_workers)
+    cpu = dataclasses.replace(base, **RECIPES["cpu"])
+    return [Setting("paper baseline", paper, in_memory=False, fast=False),
+            Setting("cpu recipe", cpu, in_memory=True, fast=True)]
+
+
+def run_benchmark(base: TrainConfig, steps: int, epochs: int = 200) -> list[dict]:
+    device = resolve_device(base.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # as python -m train does; the baseline gains from it too
+    root = Path(base.data) if base.data else None
+    if root is None:
+        from .download import find_or_download_facades
+
+        root = find_or_download_facades(Path(base.cache_dir), progress=base.progress)
+    pairs, _ = check_pairs(find_pairs(split_folder(root, "train") or root, limit=base.limit))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"benchmark on {device} ({name}), torch {torch.__version__}: U-Net {cfg.image_size} ngf {cfg.ngf} + "
-          f"PatchGAN ndf {cfg.ndf}, {steps} timed steps each after warm-up, synthetic data")
-    warmup = 1 if device.type == "cpu" else 3
-    rows = [("baseline (authors' setting)", measure(cfg, device, 1, fast=False, compile=False, steps=steps, warmup=warmup)),
-            ("fast path", measure(cfg, device, batch, fast=True, compile=cfg.compile, steps=steps,
-                                  warmup=warmup + 3 if cfg.compile else warmup))]
-    header = f"{'setting':<28} {'batch':>5} {'precision':>9} {'memory':>13} {'adam':>7} {'compile':>7} {'it/s':>8} {'images/s':>9}"
+    print(f"benchmark on {device} ({name}), torch {torch.__version__}: {len(pairs)} training pairs from {root}, "
+          f"{steps} timed steps per setting after warm-up")
+    rows = []
+    for setting in settings(base):
+        warmup = 3 if setting.cfg.compile else 1
+        print(f"  {setting.label}: warming up ({'compiling, ' if setting.cfg.compile else ''}{warmup} steps) ...",
+              flush=True)
+        rows.append(measure(setting, pairs, device, steps, warmup))
+    header = (f"{'setting':<16} {'ngf':>4} {'params':>7} {'batch':>5} {'compile':>7} {'data':<36} {'warm-up':>8} "
+              f"{'it/s':>6} {'images/s':>9} {f'{epochs} epochs':>10}")
     print(header)
     print("-" * len(header))
-    for label, r in rows:
-        print(f"{label:<28} {r['batch']:>5} {r['precision']:>9} {r['memory']:>13} {r['adam']:>7} {r['compile']:>7} "
-              f"{r['it_s']:>8.2f} {r['img_s']:>9.2f}")
-    base, fast = rows[0][1], rows[1][1]
-    print(f"fast path / baseline: {fast['img_s'] / base['img_s']:.2f}x images/s ({fast['it_s'] / base['it_s']:.2f}x it/s)")
-    images = FACADES_IMAGES * cfg.total_epochs
-    print(f"estimated {cfg.total_epochs}-epoch facades run ({images:,} images, model time only): "
-          f"baseline {images / base['img_s'] / 60:.1f} min, fast path {images / fast['img_s'] / 60:.1f} min")
-    return [r for _, r in rows]
+    for r in rows:
+        hours = len(pairs) * epochs / r["img_s"] / 3600
+        print(f"{r['setting']:<16} {r['ngf']:>4} {r['params'] / 1e6:>6.1f}M {r['batch']:>5} "
+              f"{'yes' if r['compile'] else 'no':>7} {r['data']:<36} {r['warmup_s']:>7.0f}s {r['it_s']:>6.2f} "
+              f"{r['img_s']:>9.2f} {hours:>9.1f}h")
+    base_r, cpu_r = rows
+    print(f"cpu recipe / paper baseline: {cpu_r['img_s'] / base_r['img_s']:.2f}x images/s")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="python -m train.benchmark", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_options(parser, ("data", "limit", "cache_dir", "device", "num_workers", "progress"))
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per setting, after the warm-up")
+    parser.add_argument("--epochs", type=int, default=200, help="epochs for the wall-time estimate")
+    parser.add_argument("--benchmark", action="store_true", help=argparse.SUPPRESS)  # python -m train --benchmark
+    args = vars(parser.parse_args(argv))
+    steps, epochs = args.pop("steps"), args.pop("epochs")
+    args.pop("benchmark")
+    if steps < 1:
+        parser.error("--steps must be at least 1")
+    return run_benchmark(TrainConfig(**args).check(), steps, epochs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
 """Every training option in one dataclass; the command line is built from its fields and their help.
 
-Defaults are the pix2pix paper's facades run (Isola et al. 2017, and the authors' PyTorch code).
+Defaults are the pix2pix paper's facades run (Isola et al. 2017, and the authors' PyTorch code). A recipe
+(``--recipe``) is a named set of defaults on top of those; flags given explicitly always win.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 
@@ -16,18 +18,38 @@ def opt(default, help: str, **kwargs):
     return field(default=default, metadata={"help": help, **kwargs})
 
 
+#: What each recipe changes from the field defaults below (which are the paper's).
+RECIPES: dict[str, dict] = {
+    # The authors' exact setting: U-Net ngf 64 (54.4M parameters), batch 1, 100 + 100 epochs. For a GPU.
+    "paper": {},
+    # For two CPU cores: ngf/ndf 32 (13.6M-parameter generator, about 4x fewer FLOPs per image), batch 4 with
+    # the lr scaled by sqrt(4), compiled, no loader workers (data in memory). Same losses and schedule shape.
+    "cpu": {"ngf": 32, "ndf": 32, "batch_size": 4, "lr": 4e-4, "compile": True, "num_workers": 0},
+}
+
+# Options that say which data to read; ``python -m train.evaluate`` takes the same ones.
+DATA_OPTIONS = ("data", "data_a", "data_b", "direction", "snap_labels", "limit")
+
+
 @dataclass
 class TrainConfig:
+    recipe: str = opt("paper", "named defaults: 'paper' = the authors' facades setting (ngf 64, batch 1; for a GPU); "
+                               "'cpu' = ngf/ndf 32, batch 4, lr 4e-4, compiled (trains on two CPU cores in about "
+                               "two hours; a 13.6M- instead of 54.4M-parameter generator). Explicit flags override it",
+                      choices=tuple(RECIPES), metavar="{" + ",".join(RECIPES) + "}")
     # Data
-    data: str | None = opt(None, metavar="DIR", help="folder with train/ (and val/, test/) of side-by-side image pairs (the pix2pix "
-                                 "layout); default: a local facades copy, else downloaded into --cache-dir")
+    data: str | None = opt(None, metavar="DIR", help="folder with train/ (and val/, test/) of side-by-side image pairs "
+                                 "(the pix2pix layout); default: a local facades copy, else downloaded into --cache-dir")
     data_a: str | None = opt(None, metavar="DIR", help="folder of A images (facades: photos); use with --data-b, paired by file name")
     data_b: str | None = opt(None, metavar="DIR", help="folder of B images (facades: label maps); use with --data-a")
     direction: str = opt("BtoA", "BtoA: input is the right half / --data-b (facades: labels -> photo); AtoB the reverse",
                          choices=("BtoA", "AtoB"), metavar="{BtoA,AtoB}")
     snap_labels: bool = opt(True, "snap input images to the CMP facade palette, as the app does "
                                   "(turn off for data that is not facade label maps)")
-    limit: int | None = opt(None, "use only the first N training images (quick runs)")
+    limit: int | None = opt(None, "use only the first N images (quick runs)")
+    in_memory: str = opt("auto", "decode and resize the training set once and jitter it in memory (no loader "
+                                 "workers, no per-step JPEG decoding); auto: when it takes under min(4 GiB, RAM/4)",
+                         choices=("auto", "on", "off"), metavar="{auto,on,off}")
     cache_dir: str = opt(os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "facade-pix2pix"),
                          metavar="DIR", help="where the facades archive is downloaded and unpacked when there is no local copy")
     # Model
@@ -40,6 +62,9 @@ class TrainConfig:
     # Optimisation
     epochs: int = opt(100, "epochs at the initial learning rate")
     epochs_decay: int = opt(100, "further epochs with the learning rate decaying linearly to 0")
+    time_budget: str | None = opt(None, metavar="DURATION", help="fit the whole run (training, final evaluation, export) "
+                                        "into this wall time, e.g. 140m, 2h, 1h30m: the first epoch is timed, then "
+                                        "--epochs and --epochs-decay are chosen (half and half) to end on time")
     batch_size: int = opt(1, "images per step (per process under torchrun); exact per sample thanks to instance "
                              "norm. For B > 1 try --lr 2e-4*sqrt(B) (see README)")
     lr: float = opt(2e-4, "Adam learning rate for both networks")
@@ -52,8 +77,9 @@ class TrainConfig:
     amp: bool = opt(True, "bf16 autocast (CUDA only; losses stay fp32)")
     channels_last: bool = opt(True, "channels_last memory format (CUDA only)")
     fused_adam: bool = opt(True, "fused Adam kernels (CUDA only)")
-    compile: bool = opt(False, "torch.compile both networks (first steps are slow while it compiles)")
-    num_workers: int = opt(min(4, os.cpu_count() or 1), "data loader worker processes (0: load in the main process)")
+    compile: bool = opt(False, "torch.compile both networks (the first step takes a minute or two while it compiles)")
+    num_workers: int = opt(min(4, os.cpu_count() or 1), "data loader worker processes when the data is streamed "
+                                                        "(0: load in the main process)")
     # Run folder, logging, checkpoints
     run_dir: str = opt("runs/facades", metavar="DIR", help="run folder: checkpoints, samples, metrics.jsonl, index.html, export/")
     resume: bool = opt(True, "continue from <run_dir>/checkpoints/latest.pt when it exists (--no-resume: start over)")
@@ -65,14 +91,10 @@ class TrainConfig:
     eval_limit: int | None = opt(None, "evaluate on only the first N images")
     tensorboard: bool = opt(True, "also log to TensorBoard when it is installed")
     progress: bool = opt(True, "tqdm progress bars")
-    # Publishing and benchmarking
+    # Publishing
     push_to_hub: str | None = opt(None, metavar="REPO_ID", help="after training, upload export/ to this Hub repo id "
                                         "(token from $HF_TOKEN or `huggingface-cli login`)")
     private: bool = opt(False, "create the Hub repo as private")
-    benchmark: bool = opt(False, "print it/s and images/s of the baseline (fp32, eager, batch 1) and the fast "
-                                 "path side by side on synthetic data, then exit")
-    benchmark_steps: int = opt(20, "timed steps per benchmark setting (after warm-up)")
-    benchmark_batch_size: int | None = opt(None, "fast-path batch size for --benchmark (default 16 on CUDA, 4 on CPU)")
 
     @property
     def total_epochs(self) -> int:
@@ -85,6 +107,10 @@ class TrainConfig:
     @property
     def resolved_load_size(self) -> int:
         return self.load_size or round(self.image_size * 286 / 256)
+
+    @property
+    def budget_seconds(self) -> float | None:
+        return None if self.time_budget is None else parse_duration(self.time_budget)
 
     def check(self) -> TrainConfig:
         if self.image_size < 32 or self.image_size & (self.image_size - 1):
@@ -104,10 +130,35 @@ class TrainConfig:
         for name in ("batch_size", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
+        try:
+            self.budget_seconds
+        except ValueError as e:
+            raise SystemExit(f"--time-budget: {e}") from None
         return self
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*(?:(\d+(?:\.\d+)?)\s*s)?",
+                       re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """'140m', '2h', '1h30m', '90s' or plain seconds ('600') -> seconds."""
+    text = str(text).strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        total = float(text)
+    else:
+        match = _DURATION.fullmatch(text)
+        if not text or not match:
+            total = 0.0
+        else:
+            h, m, s = (float(g) if g else 0.0 for g in match.groups())
+            total = h * 3600 + m * 60 + s
+    if total <= 0:
+        raise ValueError(f"{text!r} is not a duration like 140m, 2h, 1h30m or 600s")
+    return total
 
 
 def _base_type(tp):
@@ -115,15 +166,13 @@ def _base_type(tp):
     return args[0] if args else tp
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m train",
-        description="Train the pix2pix facades model (labels -> photo). Defaults are the paper's recipe: "
-                    "U-Net 256 + 70x70 PatchGAN, GAN + 100 x L1, Adam 2e-4 (0.5, 0.999), 100 + 100 epochs, batch 1.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def add_options(parser: argparse.ArgumentParser, names: typing.Iterable[str] | None = None) -> None:
+    """Add ``TrainConfig``'s fields (all, or ``names``) to ``parser`` as ``--flags`` with their help."""
     hints = typing.get_type_hints(TrainConfig)
+    wanted = None if names is None else set(names)
     for f in dataclasses.fields(TrainConfig):
+        if wanted is not None and f.name not in wanted:
+            continue
         flag = "--" + f.name.replace("_", "-")
         kwargs = {"default": f.default, "help": f.metadata["help"]}
         tp = _base_type(hints[f.name])
@@ -135,8 +184,23 @@ def build_parser() -> argparse.ArgumentParser:
             if "choices" in f.metadata:
                 kwargs["choices"] = f.metadata["choices"]
         parser.add_argument(flag, dest=f.name, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Train the pix2pix facades model (labels -> photo). --recipe paper (the default) is the paper's "
+                    "setting: U-Net 256 + 70x70 PatchGAN, GAN + 100 x L1, Adam 2e-4 (0.5, 0.999), 100 + 100 epochs, "
+                    "batch 1, for a GPU. --recipe cpu trains a narrower model on a CPU; add --time-budget to fit it "
+                    "into a wall time. `python -m train.benchmark` measures both.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_options(parser)
     return parser
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    return TrainConfig(**vars(build_parser().parse_args(argv))).check()
+    parser = build_parser()
+    recipe = parser.parse_known_args(argv)[0].recipe
+    parser.set_defaults(**RECIPES[recipe])  # a recipe only moves defaults: explicit flags still win
+    return TrainConfig(**vars(parser.parse_args(argv))).check()

@@ -8,19 +8,22 @@ before training starts.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from pix2pix import load_image, snap_to_palette
-from pix2pix.images import image_to_tensor
+from pix2pix.images import image_to_tensor, uint8_to_tensor
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -147,22 +150,74 @@ class PairedDataset(Dataset):
             source = snap_to_palette(source)
         return source, target
 
+    def resized(self, i: int, size: int) -> tuple[Image.Image, Image.Image]:
+        """(input, target) resized to ``size`` x ``size``: label maps (the input when snapping) with NEAREST
+        so they stay in the palette, photos with BICUBIC."""
+        source, target = self.load(i)
+        src_mode = InterpolationMode.NEAREST if self.snap_labels else InterpolationMode.BICUBIC
+        return (TF.resize(source, [size, size], interpolation=src_mode),
+                TF.resize(target, [size, size], interpolation=InterpolationMode.BICUBIC))
+
+    def jitter(self, epoch: int, i: int) -> tuple[int, int, bool]:
+        """(top, left, flip) of image ``i``'s random crop in ``epoch``: the same on every run, worker and resume."""
+        g = torch.Generator().manual_seed(seed_for(self.seed, epoch, i))
+        top, left = torch.randint(0, self.load_size - self.image_size + 1, (2,), generator=g).tolist()
+        return top, left, self.flip and torch.rand((), generator=g).item() < 0.5
+
     def __getitem__(self, key):
         epoch, i, jitter = (*key, True) if isinstance(key, tuple) else (0, key, False)
-        source, target = self.load(i)
-        size = self.load_size if jitter else self.image_size
-        # Label maps (the input when snapping) resize with NEAREST so they stay in the palette.
-        src_mode = InterpolationMode.NEAREST if self.snap_labels else InterpolationMode.BICUBIC
-        source = TF.resize(source, [size, size], interpolation=src_mode)
-        target = TF.resize(target, [size, size], interpolation=InterpolationMode.BICUBIC)
+        source, target = self.resized(i, self.load_size if jitter else self.image_size)
         if jitter:
-            g = torch.Generator().manual_seed(seed_for(self.seed, epoch, i))
-            top, left = torch.randint(0, size - self.image_size + 1, (2,), generator=g).tolist()
-            flip = self.flip and torch.rand((), generator=g).item() < 0.5
+            top, left, flip = self.jitter(epoch, i)
             source, target = (TF.crop(im, top, left, self.image_size, self.image_size) for im in (source, target))
             if flip:
                 source, target = TF.horizontal_flip(source), TF.horizontal_flip(target)
         return image_to_tensor(source), image_to_tensor(target)
+
+
+class InMemoryPairs:
+    """The training set decoded and resized to ``load_size`` once, held as uint8 tensors.
+
+    ``batch`` applies the same paired jitter as ``PairedDataset[(epoch, i)]`` -- the same crop offsets and
+    flips, from the same per-image generators -- with tensor slicing in the main process: no worker
+    processes competing for the cores and no JPEG decoding per step, and the batches are identical.
+    """
+
+    def __init__(self, dataset: PairedDataset, progress: bool = False):
+        from tqdm import tqdm
+
+        self.dataset = dataset
+        size = dataset.load_size
+        n = len(dataset)
+        self.inputs = torch.empty(n, 3, size, size, dtype=torch.uint8)
+        self.targets = torch.empty_like(self.inputs)
+        for i in tqdm(range(n), desc="decoding into memory", disable=not progress, leave=False):
+            source, target = dataset.resized(i, size)
+            self.inputs[i] = TF.pil_to_tensor(source.convert("RGB"))
+            self.targets[i] = TF.pil_to_tensor(target.convert("RGB"))
+
+    @staticmethod
+    def nbytes(num_pairs: int, load_size: int) -> int:
+        return num_pairs * 2 * 3 * load_size * load_size
+
+    def batch(self, keys: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.dataset.image_size
+        xs, ys = [], []
+        for epoch, i in keys:
+            top, left, flip = self.dataset.jitter(epoch, i)
+            x = self.inputs[i, :, top:top + s, left:left + s]
+            y = self.targets[i, :, top:top + s, left:left + s]
+            if flip:
+                x, y = x.flip(-1), y.flip(-1)
+            xs.append(x)
+            ys.append(y)
+        return uint8_to_tensor(torch.stack(xs)), uint8_to_tensor(torch.stack(ys))
+
+    def batches(self, sampler: EpochSampler, batch_size: int):
+        """The epoch's batches in the sampler's order (after its ``skip``), like a ``DataLoader`` would."""
+        keys = list(sampler)
+        for start in range(0, len(keys), batch_size):
+            yield self.batch(keys[start:start + batch_size])
 
 
 class EpochSampler(DistributedSampler):
@@ -179,3 +234,35 @@ class EpochSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples - self.skip
+
+
+def fits_in_memory(num_pairs: int, load_size: int) -> bool:
+    """Whether the decoded training set takes under min(4 GiB, a quarter of this machine's RAM)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 16 * 2**30
+    return InMemoryPairs.nbytes(num_pairs, load_size) <= min(4 * 2**30, ram // 4)
+
+
+def _ignore_sigint(_worker_id: int) -> None:
+    # Workers leave Ctrl-C to the main process, which saves and then shuts them down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def make_batches(dataset: PairedDataset, sampler: EpochSampler, batch_size: int, mode: str = "auto",
+                 num_workers: int = 0, pin_memory: bool = False, seed: int = 0,
+                 progress: bool = False) -> tuple[Callable[[], Iterable], str]:
+    """A function that returns one epoch's ``(input, target)`` batches, and a description of the source.
+
+    ``mode`` 'on' holds the set in memory (``InMemoryPairs``), 'off' streams it through a ``DataLoader``
+    (for sets larger than memory), 'auto' picks memory when ``fits_in_memory``. Both give the same batches.
+    """
+    if mode == "on" or (mode == "auto" and fits_in_memory(len(dataset), dataset.load_size)):
+        memory = InMemoryPairs(dataset, progress=progress)
+        mb = InMemoryPairs.nbytes(len(dataset), dataset.load_size) / 2**20
+        return (lambda: memory.batches(sampler, batch_size)), f"in memory ({mb:.1f} MiB of uint8)"
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                        pin_memory=pin_memory, persistent_workers=num_workers > 0, drop_last=False,
+                        worker_init_fn=_ignore_sigint, generator=torch.Generator().manual_seed(seed))
+    return (lambda: loader), f"streamed from disk ({num_workers} loader workers)"

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid, save_image
 
+from pix2pix.images import to_unit
+
 CURVES = (("g_gan", "generator GAN loss"), ("g_l1", "generator L1 loss"), ("d_real", "discriminator loss, real"),
           ("d_fake", "discriminator loss, fake"))
 
@@ -48,7 +50,7 @@ def save_grid(inputs: torch.Tensor, fakes: torch.Tensor, reals: torch.Tensor, pa
     rows = torch.stack([inputs, fakes, reals], dim=1).flatten(0, 1).float().cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    save_image(make_grid(rows.add(1).div(2).clamp(0, 1), nrow=3, padding=2, pad_value=1.0), tmp)
+    save_image(make_grid(to_unit(rows), nrow=3, padding=2, pad_value=1.0), tmp)
     os.replace(tmp, path)
 
 
@@ -74,7 +76,7 @@ def svg_curve(xs: list[float], ys: list[float], title: str, width: int = 420, he
     )
 
 
-def write_index(run_dir: Path, records: list[dict], config: dict) -> None:
+def write_index(run_dir: Path, records: list[dict], config: dict, total_epochs: int | None = None) -> None:
     """``index.html``: the loss curves per epoch (inline SVG) and the sample grids, newest first."""
     run_dir = Path(run_dir)
     epochs = [r for r in records if r.get("type") == "epoch"]
@@ -84,7 +86,8 @@ def write_index(run_dir: Path, records: list[dict], config: dict) -> None:
     grids = "".join(f'<figure><img src="samples/{p.name}" alt="{p.stem}"><figcaption>{p.stem.replace("_", " ")}'
                     "</figcaption></figure>" for p in samples)
     last = epochs[-1] if epochs else {}
-    status = (f"epoch {last['epoch']} / {config['epochs'] + config['epochs_decay']}, step {last['step']}, "
+    total = total_epochs or config["epochs"] + config["epochs_decay"]
+    status = (f"epoch {last['epoch']} / {total}, step {last['step']}, "
               f"{last['train_seconds'] / 60:.1f} min of training") if last else "no epoch finished yet"
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(run_dir.name)} - pix2pix run</title>
 <style>body{{font-family:sans-serif;margin:1.5em}} svg{{margin:4px}} figure{{display:inline-block;margin:6px}}
@@ -110,6 +113,10 @@ def write_model_card(folder: Path, config: dict, summary: dict) -> None:
     limit = f" (the first {c['limit']})" if c["limit"] else ""
     losses = ", ".join(f"{k} {summary['last'][k]:.4f}" for k, _ in CURVES if k in summary.get("last", {}))
     flip = "random flip" if c["flip"] else "no flip"
+    budget = f", `--time-budget {summary['time_budget']}`" if summary.get("time_budget") else ""
+    wall = summary.get("wall_seconds")
+    speed = summary["train_images"] * summary["epochs_done"] / max(summary["train_seconds"], 1e-9)
+    wall_text = f" ({wall / 60:.1f} minutes of wall time in all, start-up, compilation and evaluation included)" if wall else ""
     snap = " (inputs snapped to the CMP palette)" if c["snap_labels"] else ""
     card = f"""---
 library_name: facade-pix2pix
@@ -131,7 +138,8 @@ CMP facade label map into a photo-like facade. Load it with `Pix2Pix.load("<this
 | discriminator | PatchGAN, {c['n_layers_d']} layers, ndf {c['ndf']} |
 | loss | GAN (BCE with logits) + {c['lambda_l1']:g} x L1; discriminator loss halved |
 | optimiser | Adam lr {c['lr']:g}, betas ({c['beta1']:g}, {c['beta2']:g}) |
-| schedule | {c['epochs']} epochs at constant lr + {c['epochs_decay']} of linear decay |
+| recipe | `--recipe {c.get('recipe', 'paper')}`{budget} |
+| schedule | {summary.get('epochs_constant', c['epochs'])} epochs at constant lr + {summary.get('epochs_decay', c['epochs_decay'])} of linear decay (per step) |
 | batch size | {c['batch_size']} x {summary.get('world_size', 1)} process(es) |
 | jitter | resize to {summary['load_size']}, random {size} crop, {flip} |
 | direction | {c['direction']}{snap} |
@@ -144,7 +152,7 @@ CMP facade label map into a photo-like facade. Load it with `Pix2Pix.load("<this
 ## Training
 
 {summary['epochs_done']} epochs, {summary['steps']} steps, {summary['train_seconds'] / 60:.1f} minutes of training
-on {summary['device']}. Final epoch losses: {losses}.
+on {summary['device']}{wall_text}: {speed:.2f} images/s. Final epoch losses: {losses}.
 
 ## Evaluation
 

@@ -1,0 +1,44 @@
+"""Helpers shared by the tests (one copy each)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import torch
+
+from pix2pix.images import label_grid
+from pix2pix.palette import rgb_to_index
+
+#: Running under CI (`CI=true`): things that would be skipped on a laptop (no browser) must fail instead.
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def label_of(source) -> np.ndarray:
+    """Class indices (256x256) of a label-map tensor in [-1, 1], or of any image the library accepts."""
+    if isinstance(source, torch.Tensor):
+        rgb = source.detach().cpu().add(1).mul(127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+        return rgb_to_index(rgb)
+    return rgb_to_index(label_grid(source)[0])
+
+
+#: Installs a watcher on the page: ``window.__shown`` gets the time of every new facade image, once decoded.
+WATCH_FACADE_JS = """() => {
+  window.__shown = window.__shown || [];
+  const root = document.querySelector('#facade');
+  let last = root.querySelector('img') && root.querySelector('img').src;
+  new MutationObserver(() => {
+    const img = root.querySelector('img');
+    if (img && img.src && img.src !== last) {
+      last = img.src;
+      img.decode().then(() => window.__shown.push(performance.now())).catch(() => {});
+    }
+  }).observe(root, {attributes: true, childList: true, subtree: true});
+}"""

@@ -1,0 +1,275 @@
+"""The cpu recipe's pieces: recipes and flags, --time-budget planning (with a fake clock, then a real tiny run
+and its resume), and the in-memory data's pairing and flips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pix2pix import PALETTE
+from train.budget import BudgetPlanner, fit_epochs, split_epochs
+from train.checkpoint import RunState
+from train.config import parse_args, parse_duration
+from train.data import EpochSampler, InMemoryPairs, PairedDataset, find_pairs, make_batches
+from train.step import lr_factor
+from train.trainer import main
+
+TINY = ["--image-size", "64", "--ngf", "8", "--ndf", "8", "--num-workers", "0", "--no-progress", "--num-samples", "1"]
+
+
+# ----------------------------------------------------------------------------------------------- options
+def test_recipes_set_defaults_and_explicit_flags_win():
+    paper, cpu = parse_args([]), parse_args(["--recipe", "cpu"])
+    assert (paper.ngf, paper.ndf, paper.batch_size, paper.lr, paper.compile) == (64, 64, 1, 2e-4, False)
+    assert (cpu.ngf, cpu.ndf, cpu.batch_size, cpu.lr, cpu.compile, cpu.num_workers) == (32, 32, 4, 4e-4, True, 0)
+    mixed = parse_args(["--batch-size", "8", "--recipe", "cpu", "--no-compile", "--lr", "1e-4"])
+    assert (mixed.ngf, mixed.batch_size, mixed.compile, mixed.lr) == (32, 8, False, 1e-4)
+
+
+@pytest.mark.parametrize("text, seconds", [("140m", 8400), ("2h", 7200), ("1h30m", 5400), ("90s", 90),
+                                           ("600", 600), ("2.5h", 9000), ("1h 5m", 3900)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "10x", "m", "-5m", "0", "5m3"])
+def test_parse_duration_refuses(text):
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+    with pytest.raises(SystemExit, match="--time-budget"):
+        parse_args([f"--time-budget={text}"])
+
+
+# ----------------------------------------------------------------------------------------------- planning
+def test_split_and_fit():
+    assert split_epochs(150, 1) == (75, 75)
+    assert split_epochs(151, 1) == (76, 75)
+    assert split_epochs(4, 3) == (3, 1)  # never re-decay what already ran at the constant rate
+    assert split_epochs(0, 0) == (1, 0)
+    assert fit_epochs(100.0, 10.0, 2) == 12
+    assert fit_epochs(-5.0, 10.0, 2) == 2
+    assert fit_epochs(95.0, 10.0, 0.5) == 10
+
+
+def test_lr_factor_is_the_authors_line_in_steps():
+    assert [lr_factor(s, 4, 4) for s in range(8)] == pytest.approx([1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
+    assert lr_factor(0, 1, 0) == 1.0
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _epoch(planner: BudgetPlanner, clock: FakeClock, run: RunState, steps: int, step_s: float, extra: float):
+    for _ in range(steps):
+        clock.t += step_s
+        planner.step_done(step_s)
+        run.step_in_epoch += 1
+        run.global_step += 1
+    clock.t += extra  # sample grid, checkpoint
+    run.epoch, run.step_in_epoch = run.epoch + 1, 0
+    return planner.epoch_done(run)
+
+
+def test_planner_fits_the_budget_with_a_fake_clock():
+    clock = FakeClock()
+    # 1000 s budget, 10 steps an epoch, 1 s a step after a 60 s compile, 2 s of grid + checkpoint an epoch.
+    planner = BudgetPlanner(1000, steps_per_epoch=10, eval_images=20, batch_size=4, clock=clock)
+    run = RunState(epochs=1, epochs_decay=0)
+    clock.t += 61
+    planner.step_done(61)  # the first steps compile: left out of the speed
+    planner.step_done(1)
+    planner.step_done(1)
+    clock.t += 2
+    run.step_in_epoch, run.global_step = 3, 3
+    assert not planner.ready()
+    for _ in range(7):
+        clock.t += 1
+        planner.step_done(1)
+        run.step_in_epoch += 1
+        run.global_step += 1
+    assert planner.step_seconds == 1.0 and not planner.ready(min_steps=8)
+    clock.t += 2
+    run.epoch, run.step_in_epoch = 1, 0
+    assert planner.epoch_done(run)
+    assert planner.overhead == pytest.approx(2.0) and planner.epoch_seconds() == pytest.approx(12.0)
+    # Left: 1000 * 0.98 - 72 elapsed - (20 / 4 * 1 s + 5 s of evaluation and export) = 898 s: 74 more epochs.
+    assert (run.epochs, run.epochs_decay, run.frozen) == (38, 37, False)
+    assert "38 constant-lr + 37 decay" in planner.describe(run)
+    # The machine slows down to 1.5 s a step: the plan shrinks while the rate is still constant ...
+    while not run.frozen:
+        _epoch(planner, clock, run, 10, 1.5, 2.0)
+    assert run.total_epochs < 75 and run.epoch == run.epochs  # frozen as the decay begins
+    frozen = (run.epochs, run.epochs_decay)
+    # ... and stays as it is to the end, which comes on time.
+    while run.epoch < run.total_epochs:
+        assert not _epoch(planner, clock, run, 10, 1.5, 2.0)
+    assert (run.epochs, run.epochs_decay) == frozen
+    assert 1000 * 0.9 <= clock.t - 1000 + planner.end_seconds() <= 1000
+
+
+def test_planner_plans_inside_the_first_epoch_and_never_decays_it():
+    clock = FakeClock()
+    planner = BudgetPlanner(100, steps_per_epoch=50, eval_images=0, batch_size=1, warmup_steps=1, clock=clock)
+    run = RunState(epochs=1, epochs_decay=0)
+    for _ in range(11):
+        clock.t += 1
+        planner.step_done(1)
+        run.step_in_epoch += 1
+    assert planner.ready()
+    assert planner.plan(run) and run.planned and not run.frozen
+    # 100 * 0.98 - 11 - 5 = 82 s left at 50 s an epoch, 0.22 of an epoch done: 1 epoch in all, not decayed.
+    assert (run.epochs, run.epochs_decay) == (1, 0)
+
+
+# ----------------------------------------------------------------------------------------------- real runs
+def _pairs(root: Path, counts=(("train", 4), ("test", 2))) -> Path:
+    rng = np.random.default_rng(1)
+    for split, n in counts:
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            labels = np.empty((64, 64, 3), np.uint8)
+            labels[:] = PALETTE[1]
+            labels[8:40, 4:20] = PALETTE[rng.integers(2, 12)]
+            photo = np.clip(labels.astype(int) // 2 + rng.integers(0, 96, (64, 64, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(np.concatenate([photo, labels], axis=1)).save(root / split / f"{i}.png")
+    return root
+
+
+def test_budget_run_ends_on_time_decayed_and_resume_keeps_its_plan(tmp_path, capsys):
+    import time
+
+    data = _pairs(tmp_path / "data")
+    args = [*TINY, "--data", str(data), "--run-dir", str(tmp_path / "run"), "--save-every", "1000"]
+    t0 = time.monotonic()
+    main([*args, "--time-budget", "6s"])
+    seconds = time.monotonic() - t0
+    assert seconds < 6 * 3, seconds  # loose: a loaded machine may overrun the frozen decay; benchmarks check speed
+    out = capsys.readouterr().out
+    assert "the first epoch is timed" in out and "plan:" in out
+    ck = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=False)["run"]
+    assert ck["planned"] and ck["frozen"] and ck["epoch"] == ck["epochs"] + ck["epochs_decay"] >= 4
+    assert 1 <= ck["epochs_decay"] <= ck["epochs"]  # half and half, less when the speed rose after the first plan
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in epochs if r["type"] == "epoch"]
+    assert lrs[0] == 2e-4 and lrs[-1] < 2e-4 * 0.05  # decayed to (nearly) zero on time
+    card = (tmp_path / "run" / "export" / "README.md").read_text()
+    assert "--time-budget 6s" in card and f"{ck['epochs']} epochs at constant lr + {ck['epochs_decay']}" in card
+    # The same command with a longer budget resumes the finished run: its frozen plan is kept.
+    main([*args, "--time-budget", "1h"])
+    again = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=False)["run"]
+    assert (again["epochs"], again["epochs_decay"], again["global_step"]) == (ck["epochs"], ck["epochs_decay"],
+                                                                            ck["global_step"])
+    assert "plan is kept from the checkpoint" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------- data
+def _asymmetric_pairs(tmp_path: Path) -> list:
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        labels = np.empty((40, 40, 3), np.uint8)
+        labels[:] = PALETTE[1]
+        labels[:, : 8 + 4 * i] = PALETTE[i + 3]  # a band on the left: a flip shows
+        photo = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+        Image.fromarray(np.concatenate([photo, labels], axis=1)).save(tmp_path / f"{i}.png")
+    return find_pairs(tmp_path)
+
+
+def test_in_memory_batches_equal_the_streamed_ones(tmp_path):
+    dataset = PairedDataset(_asymmetric_pairs(tmp_path), image_size=32, load_size=36, seed=3)
+    memory = InMemoryPairs(dataset)
+    flips = set()
+    for epoch in range(6):
+        keys = [(epoch, i) for i in range(3)]
+        x, y = memory.batch(keys)
+        streamed = [dataset[k] for k in keys]
+        assert torch.equal(x, torch.stack([s[0] for s in streamed]))  # same crop, flip and pixels, bit for bit
+        assert torch.equal(y, torch.stack([s[1] for s in streamed]))  # and the target paired with its input
+        flips |= {dataset.jitter(epoch, i)[2] for i in range(3)}
+        band_left = x[:, :, :, :4].flatten(1).mean(1) != x[:, :, :, -4:].flatten(1).mean(1)
+        assert band_left.all()
+    assert flips == {True, False}
+
+
+def test_make_batches_picks_memory_and_both_sources_agree(tmp_path):
+    dataset = PairedDataset(_asymmetric_pairs(tmp_path), image_size=32, load_size=36, seed=0)
+    sampler = EpochSampler(dataset, seed=0)
+    memory, desc_m = make_batches(dataset, sampler, batch_size=2, mode="auto")
+    stream, desc_s = make_batches(dataset, sampler, batch_size=2, mode="off")
+    assert desc_m.startswith("in memory") and desc_s.startswith("streamed")
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        sampler.skip = 1 if epoch else 0  # resuming mid-epoch skips the same samples in both
+        got_m, got_s = list(memory()), list(stream())
+        assert [len(b[0]) for b in got_m] == [2, 1] if epoch == 0 else [2]
+        for (xm, ym), (xs, ys) in zip(got_m, got_s, strict=True):
+            assert torch.equal(xm, xs) and torch.equal(ym, ys)
+
+
+# ----------------------------------------------------------------------------------------------- tools
+def test_benchmark_measures_both_loaders_and_is_reachable_from_train(tmp_path):
+    import dataclasses
+    import subprocess
+    import sys
+
+    from train.benchmark import Setting, measure
+    from train.config import TrainConfig
+
+    data = _pairs(tmp_path / "data")
+    pairs = find_pairs(data / "train")
+    cfg = TrainConfig(image_size=64, ngf=8, ndf=8, batch_size=2, num_workers=0)
+    rows = [measure(Setting(name, dataclasses.replace(cfg), in_memory=mem, fast=True), pairs, torch.device("cpu"),
+                    steps=2, warmup=1) for name, mem in (("stream", False), ("memory", True))]
+    assert rows[0]["data"].startswith("streamed") and rows[1]["data"].startswith("in memory")
+    assert all(r["img_s"] > 0 and r["img_s"] == pytest.approx(2 * r["it_s"]) for r in rows)
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-m", "train", "--benchmark", "--help"], cwd=root, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "python -m train.benchmark" in out.stdout and "--steps" in out.stdout
+
+
+def test_bundle_writes_fp16_weights_card_and_results(tmp_path, tiny_generator):
+    from safetensors import safe_open
+
+    from pix2pix import Pix2Pix, example_labels
+    from train.bundle import bundle
+
+    run = tmp_path / "run"
+    tiny_generator.save_pretrained(run / "export")
+    (run / "export" / "README.md").write_text("# card\n\n![samples](sample.png)\n")
+    out, results = tmp_path / "weights", tmp_path / "results.png"
+    bundle(run, out, results)
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    bundled, original = Pix2Pix.load(out, device="cpu"), Pix2Pix(tiny_generator, device="cpu")
+    assert next(bundled.generator.parameters()).dtype == torch.float32  # upcast on load
+    label = example_labels()[0]
+    a = np.asarray(bundled.generate(label, seed=1)[0], dtype=int)
+    b = np.asarray(original.generate(label, seed=1)[0], dtype=int)
+    assert np.abs(a - b).max() <= 3  # fp16 storage moves the image by a grey level or so
+    card = (out / "README.md").read_text()
+    assert "![results](../results.png)" in card and "differs from the paper" in card
+    n = len(example_labels())
+    assert Image.open(results).size == (6 * 256 + 7 * 4, -(-n // 2) * 256 + (-(-n // 2) + 1) * 4)
+
+
+def test_user_facing_text_names_no_path_of_our_machines(capsys):
+    from pix2pix.predictor import HOW_TO_GET_WEIGHTS
+    from train.config import build_parser
+    from train.evaluate import main as evaluate_main
+
+    texts = [HOW_TO_GET_WEIGHTS, build_parser().format_help()]
+    with pytest.raises(SystemExit):
+        evaluate_main(["--help"])
+    texts.append(capsys.readouterr().out)
+    assert all("shared" not in text for text in texts)
+    assert "--recipe cpu" in HOW_TO_GET_WEIGHTS
