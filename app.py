@@ -25,7 +25,9 @@ import binascii
 import io
 import os
 import sys
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,30 @@ def status_line(seconds: float, batch: int, seed: int, stochastic: bool, note: s
 
 
 # ----------------------------------------------------------------------------------------------- handlers
+class Versions:
+    """The newest canvas update number seen per page (the last 10,000 pages)."""
+
+    def __init__(self, pages: int = 10_000):
+        self.latest: OrderedDict[str, int] = OrderedDict()
+        self.pages = pages
+        self.lock = threading.Lock()
+
+    def note(self, page: str | None, version: Any) -> None:
+        if page is None or not isinstance(version, int):
+            return
+        with self.lock:
+            self.latest[page] = max(version, self.latest.get(page, version))
+            self.latest.move_to_end(page)
+            while len(self.latest) > self.pages:
+                self.latest.popitem(last=False)
+
+    def overtaken(self, page: str | None, version: Any) -> bool:
+        if page is None or not isinstance(version, int):
+            return False
+        with self.lock:
+            return self.latest.get(page, version) > version
+
+
 class FacadeApp:
     """The model behind the page and the API. Each request is checked and converted in its own thread
     (a bad one gets its own message), then joins the shared forwards of ``pix2pix.batcher.Batcher``."""
@@ -153,6 +179,7 @@ class FacadeApp:
         self.model = model
         self.size = model.image_size
         self.batcher = Batcher(_zero_gpu(self._forward), max_batch_size=max(1, int(max_batch_size)))
+        self.versions = Versions()
         self.examples = example_labels()
         start = label_grid(self.examples[0] if self.examples else random_layout(0, self.size), self.size)[0]
         self.start_canvas = to_data_url(start)
@@ -197,10 +224,18 @@ class FacadeApp:
         [image], seconds, batch = self.facades([tensor], [seed], stochastic)
         return image, status_line(seconds, batch, seed, stochastic, note), seed, seed
 
-    def paint(self, canvas: str, seed: Any, stochastic: bool, last_seed: int):
-        """A canvas update (during and after each stroke): ``generate``, and the layout seed and the variations,
-        which described the layout before the stroke, are cleared."""
-        return *self.generate(canvas, seed, stochastic, last_seed), None, None
+    def paint(self, canvas: str, seed: Any, stochastic: bool, last_seed: int, evt: gr.EventData = None,
+              request: gr.Request = None):
+        """A canvas update (live during a stroke, or final): ``generate``, and the layout seed and the variations,
+        which described the layout before the stroke, are cleared. Updates carry the page's running number;
+        one that a newer update of the same page overtook answers nothing (``gr.skip``), so the newest wins."""
+        version = (getattr(evt, "_data", None) or {}).get("version") if evt is not None else None
+        page = getattr(request, "session_hash", None)
+        self.versions.note(page, version)
+        result = (*self.generate(canvas, seed, stochastic, last_seed), None, None)
+        if self.versions.overtaken(page, version):
+            return tuple(gr.skip() for _ in result)
+        return result
 
     def variations(self, canvas: str, seed: Any, stochastic: bool, last_seed: int):
         """Four facades from seeds seed..seed+3: (gallery, status, seed, last seed)."""
@@ -364,9 +399,13 @@ def build_demo(model: Pix2Pix, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, 
         # The page's events keep names of their own: /generate and /variations are the API's.
         generate = dict(fn=app.generate, inputs=page_in, outputs=page_out, show_progress="hidden",
                         api_name="page_generate", **model_queue)
-        # "always_last": at most one request in flight per page; the newest canvas runs when it returns.
-        canvas.input(app.paint, page_in, [*page_out, layout_seed, variations], trigger_mode="always_last",
-                     show_progress="hidden", **model_queue)
+        # Live updates during a stroke: "once", at most one in flight per page. The final canvas of a stroke or an
+        # edit: at once ("always_last" among its kind). FacadeApp.paint lets only the newest canvas answer.
+        painted = [*page_out, layout_seed, variations]
+        canvas.input(app.paint, page_in, painted, trigger_mode="once", show_progress="hidden",
+                     api_name="page_paint_live", **model_queue)
+        canvas.submit(app.paint, page_in, painted, trigger_mode="always_last", show_progress="hidden",
+                      api_name="page_paint", **model_queue)
         gr.on([generate_btn.click, stochastic.input, seed.submit], trigger_mode="always_last", **generate)
         seed_btn.click(app.new_seed, outputs=seed, queue=False, api_visibility="private").then(**generate)
         variations_btn.click(app.variations, page_in, [variations, status, seed, last_seed], api_name="page_variations",

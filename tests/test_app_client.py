@@ -273,7 +273,8 @@ def test_canvas_is_the_palette_with_class_names_and_shortcuts(handlers):
     assert [c["color"] for c in canvas.props["classes"]] == hex_colors()
     assert len({c["key"] for c in canvas.props["classes"]}) == len(CLASS_NAMES)
     assert canvas.props["size"] == 256 and canvas.elem_id == "canvas"
-    assert "canvas" in canvas.html_template and "trigger(\"input\")" in canvas.js_on_load
+    assert "<canvas" in canvas.html_template
+    assert 'final ? "submit" : "input"' in canvas.js_on_load  # the two events app.build_demo listens to
 
 
 # ----------------------------------------------------------------------------------------------- command line
@@ -318,3 +319,15 @@ def test_zero_gpu_wraps_the_forward_only_when_asked(monkeypatch, tiny_generator)
     monkeypatch.setitem(sys.modules, "spaces", None)  # not installed: no hard dependency, no wrapping
     plain = app.FacadeApp(model)
     assert len(wrapped) == 1 and plain.start_facade[0].size == (256, 256)
+
+
+def test_an_overtaken_canvas_update_answers_nothing(handlers):
+    page = type("Request", (), {"session_hash": "page-1"})()
+    update = lambda version: gr.EventData(None, {"version": version})  # noqa: E731
+    handlers.versions.note("page-1", 5)  # update 5 of this page has reached the server
+    stale = handlers.paint(handlers.start_canvas, 1, True, 0, update(4), page)
+    assert all(isinstance(x, dict) and x.get("__type__") == "update" and len(x) == 1 for x in stale)  # gr.skip()
+    fresh = handlers.paint(handlers.start_canvas, 1, True, 0, update(6), page)
+    assert fresh[0].size == (256, 256)
+    other_page = type("Request", (), {"session_hash": "page-2"})()
+    assert handlers.paint(handlers.start_canvas, 1, True, 0, update(1), other_page)[0].size == (256, 256)

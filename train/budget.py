@@ -10,6 +10,7 @@ The plan lives in ``RunState``, so it is saved in every checkpoint and a resumed
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections import deque
 from collections.abc import Callable
@@ -49,9 +50,10 @@ class BudgetPlanner:
         self.origin = clock() - elapsed  # so that elapsed() continues a resumed run's count
         self.window_start = clock()
         self.window_steps = 0.0
-        # The latest step durations after this process's warm-up (compilation): two epochs' worth, so the
-        # speed follows the machine when it slows down or speeds up.
-        self.steady: deque[float] = deque(maxlen=max(20, 2 * steps_per_epoch))
+        # The latest step durations after this process's warm-up (compilation), five epochs' worth. Their
+        # median follows a lasting change of the machine's speed within a few epochs, but not a burst of other
+        # work beside the run, which would otherwise shorten the plan for good if the decay began during it.
+        self.steady: deque[float] = deque(maxlen=max(20, 5 * steps_per_epoch))
         self.seen_steps = 0
         self.overhead = 0.0  # per-epoch time outside the steps: sample grid, checkpoint
 
@@ -67,7 +69,7 @@ class BudgetPlanner:
 
     @property
     def step_seconds(self) -> float | None:
-        return sum(self.steady) / len(self.steady) if self.steady else None
+        return statistics.median(self.steady) if self.steady else None
 
     def epoch_seconds(self) -> float | None:
         step = self.step_seconds

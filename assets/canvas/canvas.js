@@ -118,11 +118,16 @@ function clearAll() {
 }
 
 // ------------------------------------------------------------------------------------------- sending
-// One `input` event per update; the event's trigger mode ("always_last") keeps at most one request in flight
-// per page and runs the newest canvas when it returns.
-function send() {
+// Two events, each update numbered: `input` for the live updates during a stroke (Gradio's trigger mode
+// "once": while one is in flight the next are dropped, so at most one live request per page), `submit` for
+// the final canvas of a stroke or an edit (it leaves at once, "always_last" among its kind). The server
+// answers only if no newer canvas of this page has reached it, so the newest canvas always wins.
+let version = 0;
+
+function send(final = true) {
   props.value = canvas.toDataURL("image/png");
-  trigger("input");
+  version += 1;
+  trigger(final ? "submit" : "input", { version });
 }
 
 function liveTick() {
@@ -131,7 +136,7 @@ function liveTick() {
   const due = stroke.lastSent === null ? stroke.started + LIVE_FIRST_MS : stroke.lastSent + LIVE_EVERY_MS;
   if (now >= due) {
     stroke.lastSent = now;
-    send();
+    send(false);
   }
 }
 
