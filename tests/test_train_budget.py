@@ -164,7 +164,7 @@ def test_budget_run_ends_on_time_decayed_and_resume_keeps_its_plan(tmp_path, cap
     t0 = time.monotonic()
     main([*args, "--time-budget", "6s"])
     seconds = time.monotonic() - t0
-    assert seconds < 6 * 3, seconds  # loose: a loaded machine may overrun the frozen decay; benchmarks check speed
+    assert seconds < 6 * 5, seconds  # loose: a loaded machine may overrun the frozen decay; benchmarks check speed
     out = capsys.readouterr().out
     assert "the first epoch is timed" in out and "plan:" in out
     ck = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=False)["run"]
@@ -244,7 +244,7 @@ def test_benchmark_measures_both_loaders_and_is_reachable_from_train(tmp_path):
     assert all(r["img_s"] > 0 and r["img_s"] == pytest.approx(2 * r["it_s"]) for r in rows)
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-m", "train", "--benchmark", "--help"], cwd=root, capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=300)
     assert out.returncode == 0 and "python -m train.benchmark" in out.stdout and "--steps" in out.stdout
 
 
