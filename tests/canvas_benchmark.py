@@ -60,8 +60,8 @@ def run(weights: str | None, strokes: int, screenshot: str | None = None) -> dic
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.add_init_script(INIT_JS)
             page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_function("() => { const c = document.querySelector('#canvas canvas'); return c && c.p2p; }",
-                                   timeout=60_000)
+            page.wait_for_function("() => { const c = document.querySelector('#canvas canvas');"
+                                   " return c && c.p2p && document.querySelector('#facade img'); }", timeout=60_000)
             page.evaluate(WATCH_FACADE_JS)
             box = page.locator("#canvas canvas").bounding_box()
 
