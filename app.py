@@ -208,16 +208,16 @@ class FacadeApp:
     def label(self, source: Any):
         """A label map (path, bytes, image) as the model's input tensor; ValueError for bad input."""
         try:
-            grid, original = label_grid(source, self.size)
+            grid, _ = label_grid(source, self.size)
         except FileNotFoundError as e:
             raise ValueError(str(e)) from None
-        return image_to_tensor(grid), original
+        return image_to_tensor(grid)
 
     # -- the page -------------------------------------------------------------------------------------------
     def generate(self, canvas: str, seed: Any, stochastic: bool, last_seed: int):
         """Generate button, seed box, stochastic box, and after a new layout: (facade, status, seed, last seed)."""
         try:
-            tensor, _ = self.label(from_data_url(canvas))
+            tensor = self.label(from_data_url(canvas))
         except ValueError as e:
             raise _error(str(e)) from None
         seed, note = seed_or_default(seed, last_seed)
@@ -240,7 +240,7 @@ class FacadeApp:
     def variations(self, canvas: str, seed: Any, stochastic: bool, last_seed: int):
         """Four facades from seeds seed..seed+3: (gallery, status, seed, last seed)."""
         try:
-            tensor, _ = self.label(from_data_url(canvas))
+            tensor = self.label(from_data_url(canvas))
         except ValueError as e:
             raise _error(str(e)) from None
         seed, note = seed_or_default(seed, last_seed)
@@ -289,7 +289,7 @@ class FacadeApp:
     # -- the API --------------------------------------------------------------------------------------------
     def api_generate(self, label: Any, seed: Any, stochastic: bool) -> Image.Image:
         try:
-            tensor, _ = self.label(payload_source(label))
+            tensor = self.label(payload_source(label))
             seed = check_seed(seed)
         except ValueError as e:
             raise _error(public_message(e, label)) from None
@@ -298,7 +298,7 @@ class FacadeApp:
 
     def api_variations(self, label: Any, seed: Any, stochastic: bool) -> list[tuple[Image.Image, str]]:
         try:
-            tensor, _ = self.label(payload_source(label))
+            tensor = self.label(payload_source(label))
             seed = check_seed(seed)
             if seed > MAX_SEED - NUM_VARIATIONS + 1:
                 raise ValueError(f"the seed must be at most {MAX_SEED - NUM_VARIATIONS + 1} for {NUM_VARIATIONS} "

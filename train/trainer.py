@@ -206,6 +206,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
         say(f"starting over in {run_dir} (--no-resume or no checkpoint)")
         metrics.path.unlink()
     elapsed_before = run.elapsed  # wall time of earlier processes of this run
+    steps_per_epoch = -(-sampler.num_samples // cfg.batch_size)
     planner = None
     if budget is not None:
         if not run.planned:  # provisional until the first epoch has been timed: constant rate
@@ -214,7 +215,6 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
         eval_images = 0
         if cfg.evaluate and eval_split:
             eval_images = len(find_pairs(*data.splits[eval_split], limit=cfg.eval_limit))
-        steps_per_epoch = -(-sampler.num_samples // cfg.batch_size)
         planner = BudgetPlanner(budget, steps_per_epoch, eval_images, cfg.batch_size,
                                 elapsed=elapsed_before + time.monotonic() - started)
         say(f"time budget {budget / 60:.1f} min ({elapsed_before / 60:.1f} used by earlier processes): "
@@ -238,7 +238,6 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
             pass
 
     # ------------------------------------------------------------------------------------------- loop
-    steps_per_epoch = -(-sampler.num_samples // cfg.batch_size)
     stop = StopFlag()
     bar = tqdm(total=run.total_epochs * steps_per_epoch, initial=run.global_step, unit="it", dynamic_ncols=True,
                disable=not (master and cfg.progress))
