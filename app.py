@@ -1,6 +1,6 @@
 """facade-pix2pix in the browser: paint a CMP facade label map, watch the facade follow as you draw.
 
-    python app.py [--weights W] [--device D] [--host H] [--port P] [--share] [--max-batch-size N]
+    python app.py [--weights W] [--device D] [--precision P] [--host H] [--port P] [--share] [--max-batch-size N]
 
 A thin Gradio layer over the ``pix2pix`` library, which owns the model, the palette, image decoding,
 seeds and layouts. The page is declared once in ``build_demo``; every event handler is a plain method of
@@ -41,6 +41,7 @@ from PIL import Image  # noqa: E402
 
 from pix2pix import CLASSES, MAX_SEED, Pix2Pix, WeightsNotFoundError, check_seed, example_labels  # noqa: E402
 from pix2pix.batcher import Batcher  # noqa: E402
+from pix2pix.fast import PRECISION_HELP, PRECISIONS  # noqa: E402
 from pix2pix.images import image_to_tensor, label_grid  # noqa: E402
 from pix2pix.layout import random_layout  # noqa: E402
 from pix2pix.palette import BACKGROUND, class_index, hex_colors  # noqa: E402
@@ -439,6 +440,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weights", help="save_pretrained folder, .safetensors, official .pth or Hub repo id "
                         "(default: $PIX2PIX_WEIGHTS, then assets/weights)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="address to bind (default 127.0.0.1, or $GRADIO_SERVER_NAME; 0.0.0.0 for the network)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
@@ -458,7 +460,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        model = Pix2Pix.load(args.weights, device=args.device)
+        model = Pix2Pix.load(args.weights, device=args.device, precision=args.precision)
     except WeightsNotFoundError as e:
         print(e, file=sys.stderr)
         return 1
@@ -468,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = build_demo(model, max_batch_size=args.max_batch_size, cache_max_age=args.cache_max_age)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, quiet=True,
                 prevent_thread_lock=True, **LAUNCH_KWARGS)
-    print(f"facade-pix2pix on {demo.local_url} (model on {model.device}; Ctrl+C to stop)", flush=True)
+    print(f"facade-pix2pix on {demo.local_url} (model on {model.device}, {model.precision}; Ctrl+C to stop)", flush=True)
     if demo.share_url:
         print(f"public link: {demo.share_url}", flush=True)
     elif args.host in ("127.0.0.1", "localhost", "::1"):

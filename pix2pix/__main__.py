@@ -13,6 +13,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .fast import PRECISION_HELP, PRECISIONS
+from .predictor import Pix2Pix, WeightsNotFoundError
 from .seeds import MAX_SEED, check_seed, random_seed, seed_range
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -30,6 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--deterministic", action="store_true", help="dropout off: one fixed result per label map")
     p.add_argument("--keep-size", action="store_true", help="resize results to each input's size")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     args = p.parse_args(argv)
     if args.samples < 1:
         p.error("--samples must be at least 1")
@@ -77,11 +80,10 @@ def _note_if_stretched(path: Path, keep_size: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from . import Pix2Pix, WeightsNotFoundError  # after argument parsing: --help stays instant
 
     files = expand(args.labels)
     try:
-        model = Pix2Pix.load(args.weights, device=args.device)
+        model = Pix2Pix.load(args.weights, device=args.device, precision=args.precision)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2 if isinstance(e, WeightsNotFoundError) else 1

@@ -1,30 +1,31 @@
-"""``python -m pix2pix.bench``: generator inference speed, the authors' way vs our fast path, side by side.
+"""``python -m pix2pix.bench``: generator inference speed, the authors' way vs ours, side by side.
 
-Baseline = how the authors' ``test.py`` runs: fp32, eager, NCHW, ``torch.no_grad``. Fast path = what
-``Pix2Pix`` does: ``pix2pix.fast.optimize_for_inference`` (small layers as GEMMs on the CPU,
-channels_last on GPUs) under ``inference_mode``; then ``torch.compile`` with inductor freezing
-(``Pix2Pix.load(compile=True)``) and reduced precision (bf16 on CPUs that have it, fp16 on CUDA).
-The variants run in interleaved rounds in one process, so machine noise hits them alike and the
-ratios hold even when absolute times wander.
+Baseline = how the authors' ``test.py`` runs: fp32, eager, NCHW, ``torch.no_grad``. The other variants
+are ``Pix2Pix.forward`` itself in each precision: the fast path (``pix2pix.fast``: small layers as
+GEMMs on the CPU, channels_last on GPUs) under ``inference_mode``, in fp32 and in reduced precision (bf16
+weights on CPUs whose oneDNN has bf16 kernels, fp16 autocast on CUDA), then the same through
+``torch.compile`` with inductor freezing (``Pix2Pix.load(compile=True)``). The variants run in
+interleaved rounds in one process, so machine noise hits them alike and the ratios hold even when
+absolute times wander.
 
 The end-to-end table puts ``Pix2Pix.generate`` on a 256x256 label PNG (reading, snapping, dropout masks,
-forward, conversion to a PIL image: everything a caller waits for) beside a naive forward of the same
-network (fp32, eager, ``no_grad``) on the already-prepared tensor, for each ``--ngf``.
+forward, conversion to a PIL image: everything a caller waits for), with the precision ``auto`` picks
+here, beside a naive forward of the same network (fp32, eager, ``no_grad``) on the already-prepared
+tensor, for each ``--ngf``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
 
-from .fast import optimize_for_inference
-from .models import UnetGenerator
 from .device import resolve_device
+from .models import UnetGenerator
+from .predictor import Pix2Pix
 
 
 def _sync(device: torch.device) -> None:
@@ -34,30 +35,20 @@ def _sync(device: torch.device) -> None:
 
 def _variants(model: UnetGenerator, device: torch.device, compile: bool) -> dict[str, Callable]:
     """name -> forward taking (x, masks). The first is the baseline the others are compared with."""
-    fast = optimize_for_inference(model, device)
-    layout = torch.channels_last if device.type != "cpu" else torch.contiguous_format
-    low = torch.float16 if device.type == "cuda" else torch.bfloat16
+    low = "fp16" if device.type == "cuda" else "bf16"
     has_low = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    precisions = ["fp32", low] if has_low else ["fp32"]
 
     def baseline(x, masks):
         with torch.no_grad():
             return model(x, masks=masks)
 
-    def make(net, dtype=None):
-        def forward(x, masks):
-            ctx = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-            with torch.inference_mode(), ctx:
-                return net(x.contiguous(memory_format=layout), masks=masks)
-
-        return forward
-
-    name = "fast: GEMM small layers" if device.type == "cpu" else "fast: channels_last"
-    variants = {"baseline (fp32, eager, NCHW)": baseline, name: make(fast)}
+    variants = {"baseline (fp32, eager, NCHW)": baseline}
+    for precision in precisions:
+        variants[f"fast, {precision}"] = Pix2Pix(model, device, precision=precision).forward
     if compile:
-        compiled = torch.compile(fast, options={"freezing": True})
-        variants["fast + compile (freezing)"] = make(compiled)
-        if has_low:
-            variants[f"fast + compile + {str(low).removeprefix('torch.')}"] = make(compiled, low)
+        for precision in precisions:
+            variants[f"fast + compile, {precision}"] = Pix2Pix(model, device, True, precision).forward
     return variants
 
 
@@ -99,10 +90,9 @@ def run(ngf: int = 64, batch_sizes: tuple[int, ...] = (1, 4), rounds: int = 10, 
 
 
 def end_to_end(ngf: int, rounds: int = 20, device: str | None = None, compile: bool = True) -> dict:
-    """Median ms of ``generate()`` end to end (eager fast path, and compiled) vs a naive forward alone."""
+    """Median ms of ``generate()`` end to end (auto precision; fp32; compiled) vs a naive forward alone."""
     from .assets import example_labels
     from .images import label_to_tensor
-    from .predictor import Pix2Pix
 
     dev = resolve_device(device)
     torch.manual_seed(0)
@@ -110,7 +100,8 @@ def end_to_end(ngf: int, rounds: int = 20, device: str | None = None, compile: b
     label = example_labels()[0].read_bytes()  # a 256x256 label PNG from the test split
     x = label_to_tensor(label)[0][None].to(dev)
     masks = [m.to(dev) for m in model.dropout_masks([0], 256)]
-    eager = Pix2Pix(model, device=dev)
+    auto = Pix2Pix(model, device=dev)
+    fp32 = Pix2Pix(model, device=dev, precision="fp32")
 
     def naive():
         with torch.no_grad():
@@ -118,10 +109,12 @@ def end_to_end(ngf: int, rounds: int = 20, device: str | None = None, compile: b
         _sync(dev)
 
     runs = {"naive forward (fp32, eager, tensor in)": naive,
-            "generate(), PNG in -> PIL out": lambda: eager.generate(label, seed=0)}
+            f"generate(), PNG in -> PIL out ({auto.precision})": lambda: auto.generate(label, seed=0)}
+    if auto.precision != "fp32":
+        runs["generate(), fp32"] = lambda: fp32.generate(label, seed=0)
     if compile:
         compiled = Pix2Pix(model, device=dev, compile=True)
-        runs["generate(), compiled"] = lambda: compiled.generate(label, seed=0)
+        runs[f"generate(), compiled ({compiled.precision})"] = lambda: compiled.generate(label, seed=0)
     for fn in runs.values():
         for _ in range(3):
             fn()

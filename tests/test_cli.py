@@ -51,3 +51,11 @@ def test_cli_empty_folder(tmp_path, tiny_weights):
 
     with pytest.raises(SystemExit, match="no images in this folder"):
         main([str(tmp_path / "empty"), "-o", str(tmp_path / "out"), "--weights", str(tiny_weights)])
+
+
+def test_cli_precision(tmp_path, tiny_weights, capsys):
+    args = [str(example_labels()[0]), "-o", str(tmp_path / "out"), "--weights", str(tiny_weights), "--device", "cpu"]
+    assert main([*args, "--precision", "fp16"]) == 1  # CUDA only: a clear error, not a traceback
+    assert "fp16 runs on CUDA; on the CPU use bf16 or fp32" in capsys.readouterr().err
+    assert main([*args, "--precision", "bf16", "--seed", "2"]) == 0
+    assert Image.open(tmp_path / "out" / f"{example_labels()[0].stem}_seed2.png").size == (256, 256)

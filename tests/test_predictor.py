@@ -9,9 +9,10 @@ from pix2pix import Pix2Pix, WeightsNotFoundError, example_labels
 from pix2pix.predictor import HOW_TO_GET_WEIGHTS, resolve_weights
 
 
-@pytest.fixture(scope="module")
-def model(tiny_weights):
-    return Pix2Pix.load(tiny_weights, device="cpu")
+@pytest.fixture(scope="module", params=["fp32", "bf16"])
+def model(request, tiny_weights):
+    """Both CPU precisions: seeds, batching and threads must behave the same in each."""
+    return Pix2Pix.load(tiny_weights, device="cpu", precision=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,10 @@ def test_batched_variations_equal_single_calls(model, label):
     batch = model.generate(label, seed=10, num_samples=4)
     assert len(batch) == 4
     for i, image in enumerate(batch):
-        assert np.abs(pixels(image) - pixels(model.generate(label, seed=10 + i)[0])).max() <= 1
+        # Kernels are chosen per sample (pix2pix.fast), so bf16 gives the very same pixels; fp32 can round
+        # differently in the batched matrix products.
+        tolerance = 0 if model.precision == "bf16" else 1
+        assert np.abs(pixels(image) - pixels(model.generate(label, seed=10 + i)[0])).max() <= tolerance
     assert len({pixels(im).tobytes() for im in batch}) == 4
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from pix2pix import Pix2Pix, UnetGenerator
+from pix2pix.fast import PRECISIONS
 from pix2pix.images import image_to_tensor, to_unit
 
 from .config import DATA_OPTIONS, add_options
@@ -121,11 +122,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0, help="image i uses dropout seed SEED + i")
     p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (results do not depend on it)")
     p.add_argument("--device", default=None, help="cuda, cpu, mps (default: the best available)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32 (the same metrics on any machine), bf16, fp16 (CUDA) or auto, as the app runs")
     p.add_argument("--out", default="runs/eval", help="folder for index.html and the images")
     args = p.parse_args(argv)
     if not args.data and not (args.data_a and args.data_b):
         p.error("give --data DIR or --data-a DIR --data-b DIR")
-    model = Pix2Pix.load(args.weights, device=args.device)
+    model = Pix2Pix.load(args.weights, device=args.device, precision=args.precision)
     pairs = find_pairs(Path(args.data) if args.data else None, args.data_a and Path(args.data_a),
                        args.data_b and Path(args.data_b), limit=args.limit)
     pairs, skipped = check_pairs(pairs)
@@ -138,7 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 def evaluate_generator(generator: UnetGenerator, dataset: PairedDataset, device=None, seed: int = 0,
                        progress: bool = False) -> dict:
-    return evaluate(Pix2Pix(generator, device=device), dataset, seed=seed, progress=progress)
+    """Metrics in fp32, so that a run's figures do not depend on the machine's bf16 support."""
+    return evaluate(Pix2Pix(generator, device=device, precision="fp32"), dataset, seed=seed, progress=progress)
 
 
 if __name__ == "__main__":
