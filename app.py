@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
 import io
 import os
 import sys
@@ -344,6 +345,51 @@ def delete_cache(max_age_minutes: float) -> tuple[int, int]:
     return max(1, min(60, age // 4)), age
 
 
+def clean_cache(demo: gr.Blocks, max_age_s: float) -> int:
+    """Delete the files this app put in Gradio's cache more than ``max_age_s`` ago; returns how many.
+
+    Gradio's own schedule (``delete_cache``) does this by iterating the live sets of cached files while
+    request threads add to them: under steady traffic it soon dies of "Set changed size during iteration"
+    and the cache then grows without bound (the soak test's 665 MB in 10 minutes). This is the same
+    work on snapshots (copying a set is atomic under the GIL), and it keeps what Gradio keeps: the
+    page's own values (``keep_in_cache``). Emptied hash folders go too.
+    """
+    keep = set().union(*(getattr(block, "keep_in_cache", ()) for block in list(demo.blocks.values())))
+    now, removed = time.time(), 0
+    for files in list(demo.temp_file_sets):
+        gone = set()
+        for path in list(files):
+            if path in keep:
+                continue
+            try:
+                if now - os.lstat(path).st_ctime > max_age_s:
+                    os.remove(path)
+                    gone.add(path)
+                    with contextlib.suppress(OSError):
+                        os.rmdir(os.path.dirname(path))  # only if empty
+            except FileNotFoundError:
+                gone.add(path)
+        files.difference_update(gone)
+        removed += len(gone)
+    return removed
+
+
+def start_cache_cleaner(demo: gr.Blocks, max_age_minutes: float) -> threading.Event:
+    """Run ``clean_cache`` on ``delete_cache``'s schedule in a daemon thread until the event is set."""
+    every, age = delete_cache(max_age_minutes)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(every):
+            try:
+                clean_cache(demo, age)
+            except Exception as e:  # noqa: BLE001 - a failed round is reported; the next one runs anyway
+                print(f"warning: cleaning the cache failed: {e!r}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=run, name="cache-cleaner", daemon=True).start()
+    return stop
+
+
 def build_demo(model: Pix2Pix, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, initial_seed: int = 0,
                cache_max_age: float = CACHE_MAX_AGE_MINUTES) -> gr.Blocks:
     """The page around a loaded model (``max_batch_size`` 1 turns batching off). The queue is set up;
@@ -470,6 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = build_demo(model, max_batch_size=args.max_batch_size, cache_max_age=args.cache_max_age)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, quiet=True,
                 prevent_thread_lock=True, **LAUNCH_KWARGS)
+    start_cache_cleaner(demo, args.cache_max_age)
     print(f"facade-pix2pix on {demo.local_url} (model on {model.device}, {model.precision}; Ctrl+C to stop)", flush=True)
     if demo.share_url:
         print(f"public link: {demo.share_url}", flush=True)

@@ -7,7 +7,7 @@ Starts ``python app.py`` on 127.0.0.1 in its own process (its Gradio cache in a 
 every minute of files older than ``--cache-max-age``), then for ``--minutes``:
 - 16 clients call /generate back to back with the example label maps and random seeds;
 - one more client sends a stream of bad and oversized uploads: text named .png, a truncated PNG, a PNG
-  whose header claims 5000x5000, a 4096x4096 PNG (the largest accepted), a 3000x2000 noisy JPEG.
+  whose header claims 5000x5000, a 4096x4096 label map (the largest accepted), a 3000x2000 noisy JPEG.
 Every 15 s it samples the server's memory (RSS) and the cache folder's size. At the end it prints
 requests served, errors by kind, p50/p95 latency of the good requests, and memory and disk at the start,
 the middle and the end. No good request may fail; memory and disk should level off.
@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from pix2pix import example_labels  # noqa: E402
+from pix2pix import example_labels, random_layout  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 
 
@@ -52,8 +52,8 @@ def bad_uploads(folder: Path) -> list[Path]:
     cut.write_bytes(data[: len(data) // 2])
     header = folder / "claims-5000.png"
     Image.new("1", (5000, 5000)).save(header)
-    biggest = folder / "4096.png"
-    Image.fromarray(rng.integers(0, 256, (4096, 4096, 3), dtype=np.uint8)).save(biggest, compress_level=1)
+    biggest = folder / "4096.png"  # a label map at the largest size accepted: 4096x4096, under 1 MB
+    random_layout(0, 256).resize((4096, 4096), Image.NEAREST).save(biggest)
     photo = folder / "noisy.jpg"
     Image.fromarray(rng.integers(0, 256, (2000, 3000, 3), dtype=np.uint8)).save(photo, quality=90)
     return [text, cut, header, biggest, photo]
@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     samples = r["samples"]
     for label, (t, rss, disk) in (("start", samples[0]), ("middle", samples[len(samples) // 2]), ("end", samples[-1])):
         print(f"  {label:>6} ({t / 60:4.1f} min): server RSS {rss:7.0f} MB, cache {disk / 2**20:7.1f} MB")
+    per_minute = [s for i, s in enumerate(samples) if i % 4 == 0]  # samples are 15 s apart
+    print("  RSS by minute (MB):   " + " ".join(f"{rss:.0f}" for _, rss, _ in per_minute))
+    print("  cache by minute (MB): " + " ".join(f"{disk / 2**20:.1f}" for _, _, disk in per_minute))
     return 1 if r["good_errors"] else 0
 
 

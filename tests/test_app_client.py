@@ -216,6 +216,54 @@ def test_the_cache_is_cleaned(served):
     assert app.parse_args(["--cache-max-age", "5"]).cache_max_age == 5
 
 
+def _cached_files(tmp_path: Path, n: int) -> tuple[gr.Blocks, gr.Image, list[str]]:
+    """A page with one image, and ``n`` files it served, each in its own folder as Gradio stores them."""
+    with gr.Blocks() as demo:
+        image = gr.Image(value=np.zeros((8, 8, 3), np.uint8))  # the page's own value: never deleted
+    files = []
+    for i in range(n):
+        (tmp_path / f"hash{i}").mkdir()
+        files.append(str(tmp_path / f"hash{i}" / "image.png"))
+        Path(files[-1]).write_bytes(b"png")
+    image.temp_files.update(files)
+    return demo, image, files
+
+
+def test_clean_cache_survives_requests_adding_files_meanwhile(tmp_path, monkeypatch):
+    # Gradio's own schedule dies here ("Set changed size during iteration"), and the cache grows forever.
+    demo, image, files = _cached_files(tmp_path, 3)
+    [kept] = image.keep_in_cache
+    lstat, landed = app.os.lstat, []
+
+    def lstat_as_a_request_lands(path, *args, **kwargs):
+        landed.append(str(tmp_path / f"new{len(landed)}.png"))
+        image.temp_files.add(landed[-1])  # what a request thread does while the cleaner runs
+        return lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(app.os, "lstat", lstat_as_a_request_lands)
+    assert app.clean_cache(demo, max_age_s=-1) == 3  # every file counts as old
+    assert not any(Path(f).exists() or Path(f).parent.exists() for f in files)  # emptied folders go too
+    assert Path(kept).exists() and landed and set(landed) <= image.temp_files  # nothing new is lost
+
+
+def test_clean_cache_keeps_young_files(tmp_path):
+    demo, image, files = _cached_files(tmp_path, 2)
+    assert app.clean_cache(demo, max_age_s=3600) == 0
+    assert all(Path(f).exists() for f in files) and set(files) <= image.temp_files
+
+
+def test_the_cache_cleaner_runs_on_its_schedule(tmp_path):
+    demo, image, [file] = _cached_files(tmp_path, 1)
+    stop = app.start_cache_cleaner(demo, max_age_minutes=0.01)  # every second, files older than a second
+    try:
+        deadline = time.monotonic() + 30
+        while Path(file).exists() and time.monotonic() < deadline:
+            stop.wait(0.05)  # polling for the cleaner's next round
+        assert not Path(file).exists() and file not in image.temp_files
+    finally:
+        stop.set()
+
+
 # ----------------------------------------------------------------------------------------------- handlers
 def test_generate_takes_the_canvas_png_and_replaces_a_bad_seed(handlers):
     image, status, seed, last = handlers.generate(handlers.start_canvas, 7, True, 0)
