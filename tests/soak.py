@@ -60,7 +60,15 @@ def bad_uploads(folder: Path) -> list[Path]:
 
 
 def folder_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    """Size of the files under ``folder``; the app's cleaner may delete any of them while this walks."""
+    total = 0
+    for parent, _, names in os.walk(folder):  # os.walk skips a folder that vanished under it
+        for name in names:
+            try:
+                total += os.stat(os.path.join(parent, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
 
 
 def rss_mb(pid: int) -> float:
