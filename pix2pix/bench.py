@@ -101,7 +101,6 @@ def end_to_end(ngf: int, rounds: int = 20, device: str | None = None, compile: b
     x = label_to_tensor(label)[0][None].to(dev)
     masks = [m.to(dev) for m in model.dropout_masks([0], 256)]
     auto = Pix2Pix(model, device=dev)
-    fp32 = Pix2Pix(model, device=dev, precision="fp32")
 
     def naive():
         with torch.no_grad():
@@ -111,6 +110,7 @@ def end_to_end(ngf: int, rounds: int = 20, device: str | None = None, compile: b
     runs = {"naive forward (fp32, eager, tensor in)": naive,
             f"generate(), PNG in -> PIL out ({auto.precision})": lambda: auto.generate(label, seed=0)}
     if auto.precision != "fp32":
+        fp32 = Pix2Pix(model, device=dev, precision="fp32")
         runs["generate(), fp32"] = lambda: fp32.generate(label, seed=0)
     if compile:
         compiled = Pix2Pix(model, device=dev, compile=True)
