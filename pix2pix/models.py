@@ -60,24 +60,32 @@ class UnetGenerator(
     the three decoder blocks just outside the innermost one, as in the paper; it is the generator's
     only source of noise, and pix2pix keeps it on at test time.
 
-    ``forward(x, seeds=...)`` draws each sample's dropout masks from its own seeded CPU generator, so
-    a sample depends only on its input and its seed, never on the global RNG, the batch it is in or
-    the device. Without seeds, dropout follows ``self.training`` like ``nn.Dropout``.
+    ``nz > 0`` adds a latent code of ``nz`` numbers, tiled and concatenated to the input of every
+    encoder block (BicycleGAN's "add to all", as in the MSGAN and DSGAN pix2pix generators). Dropout alone
+    gives seeds that differ only in fine texture; a code trained with a mode-seeking term moves colour,
+    material and light. ``nz = 0`` is the paper's generator (and loads the authors' checkpoints).
+
+    ``forward(x, seeds=...)`` draws each sample's dropout masks, then its code, from its own seeded CPU
+    generator, so a sample depends only on its input and its seed, never on the global RNG, the batch it is
+    in or the device. Without seeds, dropout follows ``self.training`` like ``nn.Dropout`` and the code is
+    drawn from the global RNG in training and is zero (the prior's mean) in eval mode.
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, num_downs: int = 8):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, num_downs: int = 8, nz: int = 0):
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be at least 5 (the U-Net has 5 fixed levels), got {num_downs}")
-        self.num_downs = num_downs
+        if nz < 0:
+            raise ValueError(f"nz must be >= 0, got {nz}")
+        self.num_downs, self.in_channels, self.nz = num_downs, in_channels, nz
         # w[k] = channels after the (k+1)-th down-convolution: 64, 128, 256, 512, 512, ...
         w = [ngf * min(2**k, 8) for k in range(num_downs)]
 
         # Encoder: outermost conv has no norm, nor has the innermost (its output is 1x1).
-        self.encoder = nn.ModuleList([_down(in_channels, w[0])])
+        self.encoder = nn.ModuleList([_down(in_channels + nz, w[0])])
         for k in range(1, num_downs - 1):
-            self.encoder.append(nn.Sequential(_down(w[k - 1], w[k]), _norm(w[k])))
-        self.encoder.append(_down(w[-2], w[-1]))
+            self.encoder.append(nn.Sequential(_down(w[k - 1] + nz, w[k]), _norm(w[k])))
+        self.encoder.append(_down(w[-2] + nz, w[-1]))
 
         # Decoder, innermost first. Each block (but the last) is followed by a skip concatenation,
         # so blocks after the innermost take twice the channels.
@@ -106,40 +114,53 @@ class UnetGenerator(
         load_model(model, model_file, strict=strict, device=map_location)
         return model.eval()
 
-    def dropout_masks(self, seeds: Sequence[int], image_size: int) -> list[torch.Tensor]:
-        """Per-sample dropout masks (already scaled by 1/(1-p)) for a batch of ``image_size`` inputs.
+    def sample_noise(self, seeds: Sequence[int], image_size: int) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """Per-sample dropout masks (already scaled by 1/(1-p)) and latent codes (``None`` when nz = 0).
 
-        Each sample's masks come from its own CPU generator seeded with its seed, so the same seed
-        gives the same masks in any batch and on any device, and the global RNG is never touched.
+        Each sample's noise comes from its own CPU generator seeded with its seed, masks first, so the
+        same seed gives the same facade in any batch and on any device, and the global RNG is never touched.
         """
         rngs = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        masks = []
+        shapes = []
         for i in self.dropout_blocks:
             block = self.decoder[i][0]
-            shape = (block.out_channels, image_size >> (self.num_downs - 1 - i), image_size >> (self.num_downs - 1 - i))
-            keep = torch.stack([torch.rand(shape, generator=g) >= DROPOUT_P for g in rngs])
-            masks.append(keep.float() * (1.0 / (1.0 - DROPOUT_P)))
-        return masks
+            side = image_size >> (self.num_downs - 1 - i)
+            shapes.append((block.out_channels, side, side))
+        per_sample = [[torch.rand(shape, generator=g) >= DROPOUT_P for shape in shapes] for g in rngs]
+        masks = [torch.stack([m[k] for m in per_sample]).float() * (1.0 / (1.0 - DROPOUT_P)) for k in range(len(shapes))]
+        z = torch.stack([torch.randn(self.nz, generator=g) for g in rngs]) if self.nz else None
+        return masks, z
+
+    def dropout_masks(self, seeds: Sequence[int], image_size: int) -> list[torch.Tensor]:
+        """The dropout half of ``sample_noise``."""
+        return self.sample_noise(seeds, image_size)[0]
 
     def forward(
-        self, x: torch.Tensor, seeds: Sequence[int] | None = None, masks: Sequence[torch.Tensor] | None = None
+        self, x: torch.Tensor, seeds: Sequence[int] | None = None, masks: Sequence[torch.Tensor] | None = None,
+        z: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Labels in [-1, 1] to images in [-1, 1].
 
-        Dropout: with ``seeds`` (one per sample) or precomputed ``masks`` from ``dropout_masks``, the
-        seeded masks are applied in any mode; with neither, dropout follows ``self.training``.
+        Noise: with ``seeds`` (one per sample), or precomputed ``masks`` and ``z`` from ``sample_noise``,
+        the seeded noise is used in any mode; otherwise see the class docstring.
         """
         if seeds is not None:
             if len(seeds) != x.shape[0]:
                 raise ValueError(f"got {len(seeds)} seeds for a batch of {x.shape[0]}")
-            masks = [m.to(x.device) for m in self.dropout_masks(seeds, x.shape[-1])]
+            masks, z = self.sample_noise(seeds, x.shape[-1])
+            masks = [m.to(x.device) for m in masks]
+        if self.nz:
+            if z is None:
+                z = (torch.randn(x.shape[0], self.nz, device=x.device) if self.training
+                     else torch.zeros(x.shape[0], self.nz, device=x.device))
+            z = z.to(x.device).view(x.shape[0], self.nz, 1, 1)
         skips = []
-        h = self.encoder[0](x)
+        h = self.encoder[0](self._with_code(x, z))
         for down in self.encoder[1:]:
             # The official blocks apply this LeakyReLU in place, so the skip carries the activated map.
             h = F.leaky_relu(h, 0.2)
             skips.append(h)
-            h = down(h)
+            h = down(self._with_code(h, z))
         for i, up in enumerate(self.decoder):
             h = up(F.relu(h))
             if i in self.dropout_blocks:
@@ -147,6 +168,9 @@ class UnetGenerator(
             if skips:
                 h = torch.cat([skips.pop(), h], dim=1)
         return torch.tanh(h)
+
+    def _with_code(self, h: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        return h if z is None else torch.cat([h, z.to(h.dtype).expand(-1, -1, h.shape[2], h.shape[3])], dim=1)
 
 
 class PatchDiscriminator(nn.Module):

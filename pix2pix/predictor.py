@@ -182,17 +182,23 @@ class Pix2Pix:
         seeds = [check_seed(s) for s in seeds]
         tensors = [x if isinstance(x, torch.Tensor) else label_to_tensor(x, self.image_size)[0] for x in labels]
         batch = torch.stack(tensors)
-        masks = None
+        masks = z = None
         if stochastic:
-            masks = [m.to(self.device) for m in self.generator.dropout_masks(seeds, self.image_size)]
-        return [tensor_to_image(y) for y in self.forward(batch, masks).cpu()]
+            masks, z = self.generator.sample_noise(seeds, self.image_size)
+        return [tensor_to_image(y) for y in self.forward(batch, masks, z).cpu()]
 
-    def forward(self, batch: torch.Tensor, masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """The generator on a prepared (N, 3, H, W) batch in [-1, 1], in this predictor's precision; fp32 out."""
+    def forward(self, batch: torch.Tensor, masks: Sequence[torch.Tensor] | None = None,
+                z: torch.Tensor | None = None) -> torch.Tensor:
+        """The generator on a prepared (N, 3, H, W) batch in [-1, 1], in this predictor's precision; fp32 out.
+
+        ``masks`` and ``z`` come from ``UnetGenerator.sample_noise``; without them the generator is
+        deterministic (no dropout, the latent code at zero)."""
         cpu = self.device.type == "cpu"
         dtype = DTYPES[self.precision]
         # The CPU runs reduced precision with the weights themselves converted (faster than autocast, which
         # recasts them every call); CUDA autocasts, which keeps instance norm in fp32.
         autocast = torch.autocast(self.device.type, dtype=dtype) if not cpu and self.precision != "fp32" else None
         with torch.inference_mode(), autocast or contextlib.nullcontext():
-            return self._net(batch.to(self.device, dtype if cpu else torch.float32), masks=masks).float()
+            masks = None if masks is None else [m.to(self.device) for m in masks]
+            z = None if z is None else z.to(self.device)
+            return self._net(batch.to(self.device, dtype if cpu else torch.float32), masks=masks, z=z).float()

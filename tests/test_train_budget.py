@@ -19,14 +19,17 @@ from train.data import EpochSampler, InMemoryPairs, PairedDataset, find_pairs, m
 from train.step import lr_factor
 from train.trainer import main
 
-TINY = ["--image-size", "64", "--ngf", "8", "--ndf", "8", "--num-workers", "0", "--no-progress", "--num-samples", "1"]
+TINY = ["--image-size", "64", "--ngf", "8", "--ndf", "8", "--num-workers", "0", "--no-progress", "--num-samples", "1",
+        "--precision", "fp32"]
 
 
 # ----------------------------------------------------------------------------------------------- options
 def test_recipes_set_defaults_and_explicit_flags_win():
     paper, cpu = parse_args([]), parse_args(["--recipe", "cpu"])
     assert (paper.ngf, paper.ndf, paper.batch_size, paper.lr, paper.compile) == (64, 64, 1, 2e-4, False)
-    assert (cpu.ngf, cpu.ndf, cpu.batch_size, cpu.lr, cpu.compile, cpu.num_workers) == (32, 32, 4, 4e-4, True, 0)
+    assert (cpu.ngf, cpu.ndf, cpu.batch_size, cpu.lr, cpu.compile, cpu.num_workers) == (32, 32, 2, 4e-4, True, 0)
+    assert (cpu.nz, cpu.lambda_ms, cpu.lambda_l1, cpu.ema, cpu.precision) == (8, 1.0, 10.0, 0.999, "auto")
+    assert (paper.nz, paper.lambda_ms, paper.lambda_l1, paper.ema) == (0, 0.0, 100.0, 0.0)  # the paper's, untouched
     mixed = parse_args(["--batch-size", "8", "--recipe", "cpu", "--no-compile", "--lr", "1e-4"])
     assert (mixed.ngf, mixed.batch_size, mixed.compile, mixed.lr) == (32, 8, False, 1e-4)
 
@@ -270,7 +273,7 @@ def test_bundle_writes_fp16_weights_card_and_results(tmp_path, tiny_generator):
     card = (out / "README.md").read_text()
     assert "![results](../results.png)" in card and "differs from the paper" in card
     n = len(example_labels())
-    assert Image.open(results).size == (6 * 256 + 7 * 4, -(-n // 2) * 256 + (-(-n // 2) + 1) * 4)
+    assert Image.open(results).size == (6 * 256 + 7 * 4, n * 256 + (n + 1) * 4)  # label | 4 seeds | photo, a row each
 
 
 def test_user_facing_text_names_no_path_of_our_machines(capsys):

@@ -3,12 +3,14 @@ recipe, each as it really trains, side by side in one run.
 
 - paper baseline: ngf/ndf 64, batch 1, fp32, eager, the streaming loader (``DataLoader`` workers decoding
   and resizing JPEGs), as the authors' code runs;
-- cpu recipe: ngf/ndf 32, batch 4, compiled, the training set in memory (``InMemoryPairs``).
+- cpu recipe: as ``--recipe cpu`` trains (its width, batch, objective and EMA), compiled, the training set in
+  memory (``InMemoryPairs``), in the precision ``--precision auto`` picks here (bf16 where it is timed faster).
 
 Both run ``train.step.train_step`` on the real facades training pairs (``--data``) and are timed from
 batch to batch, loading included, after their warm-up (compilation). The ratio and the wall time of a
 200-epoch run (model and data time, no evaluation) are printed. On CUDA the fast side also uses bf16,
-channels_last and fused Adam.
+channels_last and fused Adam. "images/s" counts images through the networks: with the mode-seeking term each
+label map goes through twice (two codes), and "maps/s" counts the label maps.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pix2pix.device import keep_freed_memory
 
 from .config import RECIPES, TrainConfig, add_options
 from .data import EpochSampler, PairedDataset, check_pairs, find_pairs, make_batches, split_folder
-from .step import make_autocast, make_optimizers, train_step
+from .step import Objective, choose_precision, make_autocast, make_ema, make_optimizers, train_step
 
 
 @dataclasses.dataclass
@@ -41,13 +43,16 @@ def measure(setting: Setting, pairs: list, device: torch.device, steps: int, war
     cfg, is_cuda = setting.cfg, device.type == "cuda"
     fast = setting.fast and is_cuda
     torch.manual_seed(0)
-    G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs).to(device)
+    precision, why = choose_precision(cfg, device) if setting.fast else ("fp32", "the authors' setting")
+    G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs, nz=cfg.nz).to(device)
     D = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d).to(device)
     fmt = torch.channels_last if fast and cfg.channels_last else torch.contiguous_format
     G, D = G.to(memory_format=fmt), D.to(memory_format=fmt)
     opt_g, opt_d = make_optimizers(cfg, G, D, fused=fast and cfg.fused_adam)
     G_run, D_run = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
-    autocast = make_autocast(fast and cfg.amp)
+    autocast = make_autocast(precision, device.type)
+    objective = Objective.of(cfg)
+    ema = make_ema(G, cfg.ema) if cfg.ema else None
     dataset = PairedDataset(pairs, cfg.image_size, cfg.resolved_load_size, seed=0)
     sampler = EpochSampler(dataset)
     t0 = time.perf_counter()
@@ -65,20 +70,21 @@ def measure(setting: Setting, pairs: list, device: torch.device, steps: int, war
     t0 = time.perf_counter()
     for _ in range(warmup):
         x, y = (t.to(device, memory_format=fmt) for t in next(it))
-        train_step(G_run, D_run, D_run, opt_g, opt_d, x, y, cfg.lambda_l1, autocast)
+        train_step(G_run, D_run, D_run, opt_g, opt_d, x, y, objective, autocast, ema)
     sync()
     warm = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
         x, y = (t.to(device, memory_format=fmt) for t in next(it))
-        losses = train_step(G_run, D_run, D_run, opt_g, opt_d, x, y, cfg.lambda_l1, autocast)
+        losses = train_step(G_run, D_run, D_run, opt_g, opt_d, x, y, objective, autocast, ema)
     losses.tolist()
     sync()
     seconds = time.perf_counter() - t0
     params = sum(p.numel() for p in G.parameters())
     return {"setting": setting.label, "ngf": cfg.ngf, "batch": cfg.batch_size, "compile": cfg.compile,
-            "data": source, "params": params, "setup_s": setup, "warmup_s": warm,
-            "it_s": steps / seconds, "img_s": steps * cfg.batch_size / seconds}
+            "data": source, "params": params, "setup_s": setup, "warmup_s": warm, "precision": precision, "why": why,
+            "it_s": steps / seconds, "img_s": steps * cfg.batch_size * objective.copies / seconds,
+            "maps_s": steps * cfg.batch_size / seconds}
 
 
 def settings(base: TrainConfig) -> list[Setting]:
@@ -108,17 +114,19 @@ def run_benchmark(base: TrainConfig, steps: int, epochs: int = 200) -> list[dict
         print(f"  {setting.label}: warming up ({'compiling, ' if setting.cfg.compile else ''}{warmup} steps) ...",
               flush=True)
         rows.append(measure(setting, pairs, device, steps, warmup))
-    header = (f"{'setting':<16} {'ngf':>4} {'params':>7} {'batch':>5} {'compile':>7} {'data':<36} {'warm-up':>8} "
-              f"{'it/s':>6} {'images/s':>9} {f'{epochs} epochs':>10}")
+    header = (f"{'setting':<16} {'ngf':>4} {'params':>7} {'batch':>5} {'prec.':>5} {'compile':>7} {'data':<36} "
+              f"{'warm-up':>8} {'it/s':>6} {'images/s':>9} {'maps/s':>7} {f'{epochs} epochs':>10}")
     print(header)
     print("-" * len(header))
     for r in rows:
-        hours = len(pairs) * epochs / r["img_s"] / 3600
-        print(f"{r['setting']:<16} {r['ngf']:>4} {r['params'] / 1e6:>6.1f}M {r['batch']:>5} "
+        hours = len(pairs) * epochs / r["maps_s"] / 3600
+        print(f"{r['setting']:<16} {r['ngf']:>4} {r['params'] / 1e6:>6.1f}M {r['batch']:>5} {r['precision']:>5} "
               f"{'yes' if r['compile'] else 'no':>7} {r['data']:<36} {r['warmup_s']:>7.0f}s {r['it_s']:>6.2f} "
-              f"{r['img_s']:>9.2f} {hours:>9.1f}h")
+              f"{r['img_s']:>9.2f} {r['maps_s']:>7.2f} {hours:>9.1f}h")
     base_r, cpu_r = rows
-    print(f"cpu recipe / paper baseline: {cpu_r['img_s'] / base_r['img_s']:.2f}x images/s")
+    print(f"cpu recipe precision: {cpu_r['precision']} ({cpu_r['why']})")
+    print(f"cpu recipe / paper baseline: {cpu_r['img_s'] / base_r['img_s']:.2f}x images/s, "
+          f"{cpu_r['maps_s'] / base_r['maps_s']:.2f}x label maps/s")
     return rows
 
 

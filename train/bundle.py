@@ -3,7 +3,8 @@
 Writes ``assets/weights/`` (config.json + model.safetensors in fp16, which ``UnetGenerator.from_pretrained``
 upcasts on load: half the bytes, and the generated images move by about a grey level), its model card
 (the run's card, re-evaluated on the fp16 weights, plus how the recipe differs from the paper's) and
-``assets/results.png`` (the example test label maps | ours | the real photo).
+``assets/results.png`` (each example test label map | ours with seeds 0..3 | the real photo, so that the
+variety between seeds can be seen).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pix2pix import Pix2Pix, example_labels
 from pix2pix.assets import ASSETS_DIR, BUNDLED_WEIGHTS, example_photo
 from pix2pix.images import image_to_tensor, to_unit
 from pix2pix.models import CONFIG_NAME, WEIGHTS_NAME
+
+from .report import metrics_text
 
 DIFFERENCES = """
 ## How this model differs from the paper's recipe, and why
@@ -53,16 +56,17 @@ def save_fp16(export: Path, out: Path) -> None:
     shutil.copyfile(export / CONFIG_NAME, out / CONFIG_NAME)
 
 
-def results_grid(model: Pix2Pix, path: Path, seed: int = 0, per_row: int = 2) -> Path:
-    """Each example: label map | generated (dropout on, ``seed``) | real photo; ``per_row`` examples a row."""
+def results_grid(model: Pix2Pix, path: Path, seed: int = 0, num_seeds: int = 4) -> Path:
+    """One example a row: label map | generated with seeds ``seed`` .. ``seed + num_seeds - 1`` (one batched
+    forward) | real photo."""
     tiles = []
     for labels in example_labels():
-        [fake] = model.generate(labels, seed=seed)
-        real = Image.open(example_photo(labels)).convert("RGB").resize(fake.size, Image.BICUBIC)
-        label = Image.open(labels).convert("RGB").resize(fake.size, Image.NEAREST)
-        tiles += [to_unit(image_to_tensor(im)) for im in (label, fake, real)]
+        fakes = model.generate(labels, seed=seed, num_samples=num_seeds)
+        real = Image.open(example_photo(labels)).convert("RGB").resize(fakes[0].size, Image.BICUBIC)
+        label = Image.open(labels).convert("RGB").resize(fakes[0].size, Image.NEAREST)
+        tiles += [to_unit(image_to_tensor(im)) for im in (label, *fakes, real)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(make_grid(torch.stack(tiles), nrow=3 * per_row, padding=4, pad_value=1.0), path)
+    save_image(make_grid(torch.stack(tiles), nrow=num_seeds + 2, padding=4, pad_value=1.0), path)
     return path
 
 
@@ -82,9 +86,8 @@ def bundle(run: Path, out: Path = BUNDLED_WEIGHTS, results: Path = ASSETS_DIR / 
         pairs, _ = check_pairs(find_pairs(data))
         size = 2 ** config.get("num_downs", 8)
         metrics = evaluate(model, PairedDataset(pairs, size, size), seed=0, progress=True)
-        card += (f"\n## The bundled fp16 weights\n\nOn {metrics['n']} images of `{data.name}` (dropout on, seeds "
-                 f"0..{metrics['n'] - 1}): L1 {metrics['l1']:.4f}, PSNR {metrics['psnr']:.2f} dB, "
-                 f"SSIM {metrics['ssim']:.4f}.\n")
+        card += (f"\n## The bundled fp16 weights\n\nOn the {metrics['n']} images of `{data.name}` (dropout on, "
+                 f"seeds 0..{metrics['n'] - 1}; `python -m train.evaluate`): {metrics_text(metrics)}.\n")
     card = card.replace("![samples](sample.png)", "![results](../results.png)")
     (out / "README.md").write_text(card + DIFFERENCES)
     for extra in ("sample.png",):
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"bundled {args.run / 'export'} -> {done['weights']} (fp16); results grid: {done['results']}")
     if done["metrics"]:
         m = done["metrics"]
-        print(f"fp16 weights: L1 {m['l1']:.4f}  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f} over {m['n']} images")
+        print(f"fp16 weights: {metrics_text(m)}")
     return done
 
 

@@ -12,8 +12,8 @@ from torchvision.utils import make_grid, save_image
 
 from pix2pix.images import to_unit
 
-CURVES = (("g_gan", "generator GAN loss"), ("g_l1", "generator L1 loss"), ("d_real", "discriminator loss, real"),
-          ("d_fake", "discriminator loss, fake"))
+CURVES = (("g_gan", "generator GAN loss"), ("g_l1", "generator L1 loss"), ("g_ms", "mode-seeking term"),
+          ("d_real", "discriminator loss, real"), ("d_fake", "discriminator loss, fake"))
 
 
 class MetricsLog:
@@ -76,12 +76,15 @@ def svg_curve(xs: list[float], ys: list[float], title: str, width: int = 420, he
     )
 
 
-def write_index(run_dir: Path, records: list[dict], config: dict, total_epochs: int | None = None) -> None:
-    """``index.html``: the loss curves per epoch (inline SVG) and the sample grids, newest first."""
+def write_index(run_dir: Path, records: list[dict], config: dict, total_epochs: int | None = None,
+                evaluation: dict | None = None, split: str | None = None) -> None:
+    """``index.html``: the final evaluation (once there is one), the loss curves per epoch (inline SVG) and the
+    sample grids, newest first."""
     run_dir = Path(run_dir)
     epochs = [r for r in records if r.get("type") == "epoch"]
-    curves = "".join(svg_curve([r["epoch"] for r in epochs], [r[key] for r in epochs], title)
-                     for key, title in CURVES if epochs)
+    curves = "".join(svg_curve([r["epoch"] for r in epochs], [r.get(key, 0.0) for r in epochs], title)
+                     for key, title in CURVES if epochs and any(key in r for r in epochs)
+                     and (key != "g_ms" or config.get("lambda_ms")))
     samples = sorted((run_dir / "samples").glob("epoch_*.png"), reverse=True)
     grids = "".join(f'<figure><img src="samples/{p.name}" alt="{p.stem}"><figcaption>{p.stem.replace("_", " ")}'
                     "</figcaption></figure>" for p in samples)
@@ -93,6 +96,7 @@ def write_index(run_dir: Path, records: list[dict], config: dict, total_epochs: 
 <style>body{{font-family:sans-serif;margin:1.5em}} svg{{margin:4px}} figure{{display:inline-block;margin:6px}}
 img{{max-width:100%;image-rendering:pixelated}} pre{{background:#f4f4f4;padding:8px}}</style></head><body>
 <h1>{html.escape(run_dir.name)}</h1><p>{html.escape(status)}. Rows: input | generated | real (fixed images).</p>
+{f"<p><b>{html.escape(split or '')}</b>: {html.escape(metrics_text(evaluation))}</p>" if evaluation else ""}
 <div>{curves}</div><h2>Samples, newest first</h2>{grids}
 <details><summary>config</summary><pre>{html.escape(json.dumps(config, indent=1))}</pre></details>
 </body></html>"""
@@ -101,11 +105,32 @@ img{{max-width:100%;image-rendering:pixelated}} pre{{background:#f4f4f4;padding:
     os.replace(tmp, run_dir / "index.html")
 
 
+def metrics_text(m: dict) -> str:
+    """One line of the figures that judge a model (FID and KID when they were computed)."""
+    fid = f"FID {m['fid']:.1f}, KID {m['kid']:.4f}, " if "fid" in m else ""
+    div = f"seed diversity {m['diversity']:.1f}, " if "diversity" in m else ""
+    return f"{fid}{div}L1 {m['l1']:.4f}, PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} over {m['n']} images"
+
+
+def data_name(desc: str) -> str:
+    """The data set's name for a model card: never a path of the machine it was trained on."""
+    name = Path(str(desc).split(" + ")[0]).name
+    return "CMP Facades" if "facades" in name.lower() or not name else name
+
+
 def write_model_card(folder: Path, config: dict, summary: dict) -> None:
     """The export's README.md: recipe, data, epochs, time, metrics and a sample grid."""
     metrics = summary.get("metrics")
-    metric_rows = (f"| L1 (0-1 scale) | {metrics['l1']:.4f} |\n| PSNR | {metrics['psnr']:.2f} dB |\n"
-                   f"| SSIM | {metrics['ssim']:.4f} |\n") if metrics else ""
+    metric_rows = ""
+    if metrics and "fid" in metrics:
+        metric_rows += (f"| FID (TF-FID Inception, against the {metrics['n']} real photos) | {metrics['fid']:.1f} |\n"
+                        f"| KID | {metrics['kid']:.4f} |\n")
+    if metrics and "diversity" in metrics:
+        metric_rows += (f"| seed diversity (grey levels at 32x32, {metrics.get('diversity_maps', 30)} maps x 4 seeds) "
+                        f"| {metrics['diversity']:.1f} |\n")
+    if metrics:
+        metric_rows += (f"| L1 (0-1 scale) | {metrics['l1']:.4f} |\n| PSNR | {metrics['psnr']:.2f} dB |\n"
+                        f"| SSIM | {metrics['ssim']:.4f} |\n")
     metric_text = (f"On {metrics['n']} images of `{summary['eval_split']}` (dropout on, seeds 0..{metrics['n'] - 1}, "
                    "`python -m train.evaluate`):\n\n| metric | value |\n| --- | --- |\n" + metric_rows
                    if metrics else "Not evaluated (no val/ or test/ split, or `--no-evaluate`).\n")
@@ -118,6 +143,11 @@ def write_model_card(folder: Path, config: dict, summary: dict) -> None:
     speed = summary["train_images"] * summary["epochs_done"] / max(summary["train_seconds"], 1e-9)
     wall_text = f" ({wall / 60:.1f} minutes of wall time in all, start-up, compilation and evaluation included)" if wall else ""
     snap = " (inputs snapped to the CMP palette)" if c["snap_labels"] else ""
+    code = (f", a latent code of {c['nz']} numbers at every encoder block (drawn from the seed)"
+            if c.get("nz") else "")
+    ms = f" + {c['lambda_ms']:g} x mode seeking (MSGAN)" if c.get("lambda_ms") else ""
+    ema_text = (f"decay {c['ema']:g} (warm-up min(decay, (1+n)/(10+n))); the exported weights are the average"
+                if c.get("ema") else "none (the last weights are exported)")
     card = f"""---
 library_name: facade-pix2pix
 license: mit
@@ -134,9 +164,11 @@ CMP facade label map into a photo-like facade. Load it with `Pix2Pix.load("<this
 
 | | |
 | --- | --- |
-| generator | U-Net {size}x{size} ({size.bit_length() - 1} down-samplings), ngf {c['ngf']}, instance norm, dropout 0.5 |
+| generator | U-Net {size}x{size} ({size.bit_length() - 1} down-samplings), ngf {c['ngf']}, instance norm, dropout 0.5{code} |
 | discriminator | PatchGAN, {c['n_layers_d']} layers, ndf {c['ndf']} |
-| loss | GAN (BCE with logits) + {c['lambda_l1']:g} x L1; discriminator loss halved |
+| loss | GAN (BCE with logits) + {c['lambda_l1']:g} x L1{ms}; discriminator loss halved |
+| EMA | {ema_text} |
+| precision | {c.get('precision', 'fp32')} (bf16 autocast where timed faster; see the start-up line) |
 | optimiser | Adam lr {c['lr']:g}, betas ({c['beta1']:g}, {c['beta2']:g}) |
 | recipe | `--recipe {c.get('recipe', 'paper')}`{budget} |
 | schedule | {summary.get('epochs_constant', c['epochs'])} epochs at constant lr + {summary.get('epochs_decay', c['epochs_decay'])} of linear decay (per step) |
@@ -147,7 +179,7 @@ CMP facade label map into a photo-like facade. Load it with `Pix2Pix.load("<this
 
 ## Data
 
-{summary['data']}: {summary['train_images']} training pairs{limit}, {summary['skipped']} unreadable file(s) skipped.
+{data_name(summary['data'])}, {summary['train_images']} training pairs{limit}, {summary['skipped']} unreadable file(s) skipped.
 
 ## Training
 

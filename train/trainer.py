@@ -4,7 +4,8 @@ Read top to bottom: setup (device, data, models, optimisers), resume, the loop, 
 card, evaluation, push). The step is in ``train.step``, the checkpoint in ``train.checkpoint``, the
 ``--time-budget`` planning in ``train.budget``. Runs are exactly reproducible on one CPU: the data order
 comes from seed + epoch, the jitter from (seed, epoch, image), dropout from the global RNG whose state is
-checkpointed, and the learning rate from the step count.
+checkpointed (the latent codes too), and the learning rate from the step count. With ``--ema`` the
+generator's moving average (``train.step.make_ema``) is what the sample grids, the evaluation and the export use.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from pix2pix import PatchDiscriminator, UnetGenerator, resolve_device
 from pix2pix.device import keep_freed_memory
 
 from .budget import BudgetPlanner
-from .checkpoint import RunState, load_checkpoint, make_state, restore, rng_state, save_checkpoint
+from .checkpoint import RunState, find_resumable, make_state, restore, rng_state, save_checkpoint
 from .config import TrainConfig, parse_args
 from .data import DataError, EpochSampler, PairedDataset, check_pairs, find_pairs, make_batches, split_folder
 from .report import MetricsLog, save_grid, write_index, write_model_card
-from .step import LOSS_NAMES, lr_factor, make_autocast, make_optimizers, set_lr, train_step
+from .step import (LOSS_NAMES, Objective, choose_precision, lr_factor, make_autocast, make_ema, make_optimizers,
+                   set_lr, train_step, unwrap)
 
 
 # ----------------------------------------------------------------------------------------------- setup
@@ -113,12 +115,7 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
-def unwrap(model):
-    model = getattr(model, "_orig_mod", model)
-    return getattr(model, "module", model)
-
-
-def save(cfg: TrainConfig, G, D, opt_g, opt_d, run: RunState, rank: int, world: int, device: torch.device,
+def save(cfg: TrainConfig, G, D, opt_g, opt_d, ema, run: RunState, rank: int, world: int, device: torch.device,
          numbered: bool) -> None:
     """Checkpoint (every rank passes its RNG state to rank 0, which writes)."""
     rngs = [rng_state(device)]
@@ -126,7 +123,7 @@ def save(cfg: TrainConfig, G, D, opt_g, opt_d, run: RunState, rank: int, world: 
         rngs = [None] * world
         dist.all_gather_object(rngs, rng_state(device))
     if rank == 0:
-        state = make_state(G, D, opt_g, opt_d, run, rngs, cfg.to_dict(), world)
+        state = make_state(G, D, opt_g, opt_d, run, rngs, cfg.to_dict(), world, ema)
         save_checkpoint(state, Path(cfg.run_dir) / "checkpoints", numbered, cfg.keep_checkpoints)
 
 
@@ -179,14 +176,24 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
 
     # Models: the library's own, initialised identically on every rank from the seed.
     torch.manual_seed(cfg.seed)
-    G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs).to(device)
+    G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs, nz=cfg.nz).to(device)
     D = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d).to(device)
     if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     opt_g, opt_d = make_optimizers(cfg, G, D, fused=cfg.fused_adam and is_cuda)
-    say(f"model: U-Net {cfg.image_size} ngf {cfg.ngf} ({sum(p.numel() for p in G.parameters()) / 1e6:.1f}M "
-        f"parameters) + PatchGAN ndf {cfg.ndf}, batch {cfg.batch_size} x {world} process(es), lr {cfg.lr:g}, "
-        f"on {device} (recipe {cfg.recipe})")
+    ema = make_ema(G, cfg.ema) if cfg.ema else None
+    objective = Objective.of(cfg)
+    precision, why = choose_precision(cfg, device)
+    if world > 1:  # rank 0's choice for everyone
+        choice = [precision, why]
+        dist.broadcast_object_list(choice, src=0)
+        precision, why = choice
+    say(f"model: U-Net {cfg.image_size} ngf {cfg.ngf}{f' nz {cfg.nz}' if cfg.nz else ''} "
+        f"({sum(p.numel() for p in G.parameters()) / 1e6:.1f}M parameters) + PatchGAN ndf {cfg.ndf}, batch "
+        f"{cfg.batch_size}{' x 2 codes' if objective.copies == 2 else ''} x {world} process(es), lr {cfg.lr:g}, "
+        f"{precision} ({why}), on {device} (recipe {cfg.recipe})")
+    say(f"loss: GAN + {cfg.lambda_l1:g} x L1" + (f" + {cfg.lambda_ms:g} x mode seeking" if cfg.lambda_ms else "")
+        + (f"; EMA of the generator, decay {cfg.ema:g}" if ema else ""))
 
     # Resume from latest.pt in the run folder (the same command again continues), unless --no-resume.
     torch.manual_seed(cfg.seed + rank)
@@ -194,11 +201,12 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
     np.random.seed(cfg.seed + rank)
     run = RunState(epochs=cfg.epochs, epochs_decay=cfg.epochs_decay)
     budget = cfg.budget_seconds
-    if cfg.resume and latest.is_file():
-        run = restore(load_checkpoint(latest, cfg.to_dict()), G, D, opt_g, opt_d, rank, world, device)
+    found = find_resumable(latest.parent, cfg.to_dict(), warn=say) if cfg.resume else None
+    if found:
+        run = restore(found[1], G, D, opt_g, opt_d, rank, world, device, ema)
         if budget is None:  # this command's schedule (a longer one may continue a finished run)
             run.epochs, run.epochs_decay, run.planned, run.frozen = cfg.epochs, cfg.epochs_decay, False, False
-        say(f"resuming from {latest}: epoch {run.epoch + 1}, step {run.step_in_epoch} of the epoch "
+        say(f"resuming from {found[0]}: epoch {run.epoch + 1}, step {run.step_in_epoch} of the epoch "
             f"(global step {run.global_step})")
         if master:
             metrics.truncate_after(run.global_step)
@@ -227,7 +235,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
     if cfg.compile:
         G_train, D_train = torch.compile(G_train), torch.compile(D_train)
         D_for_g = D_train if world == 1 else torch.compile(D)
-    autocast = make_autocast(cfg.amp and is_cuda)
+    autocast = make_autocast(precision, device.type)
+    G_eval = ema.module if ema else G  # what is sampled, evaluated and exported
     writer = None
     if master and cfg.tensorboard:
         try:
@@ -255,7 +264,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
             G_train.train()
             D_train.train()
             bar.set_description(f"epoch {run.epoch + 1}/{run.total_epochs}" + ("?" if planner and not run.planned else ""))
-            sums, n_steps = torch.zeros(4, device=device), 0
+            sums, n_steps = torch.zeros(len(LOSS_NAMES), device=device), 0
             t_epoch = tick = time.perf_counter()
             for x, y in epoch_batches():
                 if n_steps and stop.requested(world, device, run.global_step):
@@ -266,7 +275,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 if channels_last:
                     x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
-                losses = train_step(G_train, D_train, D_for_g, opt_g, opt_d, x, y, cfg.lambda_l1, autocast)
+                losses = train_step(G_train, D_train, D_for_g, opt_g, opt_d, x, y, objective, autocast, ema)
                 sums += losses
                 n_steps += 1
                 run.step_in_epoch += 1
@@ -283,7 +292,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
                 first_step, tick = False, now
                 bar.update(1)
                 if run.global_step % 10 == 0 or n_steps == 1:
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in zip(LOSS_NAMES, losses.tolist())}, refresh=False)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in zip(LOSS_NAMES, losses.tolist()) if k != "g_ms" or objective.lambda_ms},
+                                    refresh=False)
                 if master and run.global_step % cfg.log_every == 0:
                     metrics.write({"type": "step", "epoch": run.epoch + 1, "step": run.global_step,
                                    **dict(zip(LOSS_NAMES, losses.tolist())), "lr": lr})
@@ -301,14 +311,15 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
                 means = dict(zip(LOSS_NAMES, (sums / max(n_steps, 1)).tolist()))
                 metrics.write({"type": "epoch", "epoch": run.epoch, "step": run.global_step, **means, "lr": lr,
                                "epoch_seconds": round(seconds, 3), "train_seconds": round(run.train_seconds, 3),
-                               "images_per_s": round(n_steps * cfg.batch_size / max(seconds, 1e-9), 2)})
+                               "images_per_s": round(n_steps * cfg.batch_size * objective.copies / max(seconds, 1e-9), 2),
+                               "maps_per_s": round(n_steps * cfg.batch_size / max(seconds, 1e-9), 2)})
                 if writer:
                     for k, v in means.items():
                         writer.add_scalar(f"loss/{k}", v, run.epoch)
                 with torch.no_grad(), autocast():  # fixed dropout seeds: the grids change only as the weights do
                     x = fixed_x.to(device)
-                    fake = G(x.contiguous(memory_format=torch.channels_last) if channels_last else x,
-                             seeds=list(range(len(x))))
+                    fake = G_eval(x.contiguous(memory_format=torch.channels_last) if channels_last else x,
+                                  seeds=list(range(len(x))))
                 save_grid(fixed_x, fake.float().cpu(), fixed_y, run_dir / "samples" / f"epoch_{run.epoch:04d}.png")
                 write_index(run_dir, metrics.read(), cfg.to_dict(), run.total_epochs)
             if planner:
@@ -323,13 +334,13 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
                 bar.refresh()
             run.elapsed = elapsed_before + time.monotonic() - started
             if run.epoch % cfg.save_every == 0 or run.epoch == run.total_epochs:
-                save(cfg, G, D, opt_g, opt_d, run, rank, world, device, numbered=True)
+                save(cfg, G, D, opt_g, opt_d, ema, run, rank, world, device, numbered=True)
     finally:
         bar.close()
         stop.restore()
     if interrupted:
         run.elapsed = elapsed_before + time.monotonic() - started
-        save(cfg, G, D, opt_g, opt_d, run, rank, world, device, numbered=False)
+        save(cfg, G, D, opt_g, opt_d, ema, run, rank, world, device, numbered=False)
         say(f"\ninterrupted: saved {latest} at epoch {run.epoch + 1}, step {run.step_in_epoch} of the epoch. "
             "Run the same command again to continue.")
         if world > 1:
@@ -340,7 +351,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
 
     # ------------------------------------------------------------------------------------------- end
     if master:
-        finish(cfg, run_dir, G, device, data, run, metrics, world, elapsed_before + time.monotonic() - started)
+        finish(cfg, run_dir, G_eval, device, data, run, metrics, world, elapsed_before + time.monotonic() - started)
     if world > 1:
         dist.barrier()
     return run_dir
@@ -348,10 +359,11 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
 
 def finish(cfg: TrainConfig, run_dir: Path, G: UnetGenerator, device: torch.device, data: Data, run: RunState,
            metrics: MetricsLog, world: int, elapsed: float) -> None:
-    """Export (save_pretrained), evaluate, model card, optional push. ``elapsed``: the run's wall time so far."""
+    """Export (save_pretrained), evaluate, model card, optional push. ``elapsed``: the run's wall time so far.
+    ``G``: the generator to export (the EMA's when there is one)."""
     t0 = time.monotonic()
     export_dir = run_dir / "export"
-    export = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs)
+    export = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs, nz=cfg.nz)
     export.load_state_dict({k: v.detach().float().cpu().contiguous() for k, v in G.state_dict().items()})
     export.eval().save_pretrained(export_dir)
     grids = sorted((run_dir / "samples").glob("epoch_*.png"))
@@ -378,6 +390,12 @@ def finish(cfg: TrainConfig, run_dir: Path, G: UnetGenerator, device: torch.devi
     print(f"done: {run.epoch} epochs ({run.epochs} constant-lr + {run.epochs_decay} decay), {run.global_step} steps, "
           f"{run.train_seconds / 60:.1f} min of training; {data.num_skipped} unreadable image(s) skipped")
     if result:
+        from .evaluate import summary_line
+
+        if result.get("fid_note"):
+            print(f"FID and KID skipped: {result['fid_note']}")
+        print(f"{eval_split}: {summary_line(result)}")
+        write_index(run_dir, metrics.read(), cfg.to_dict(), run.total_epochs, evaluation=result, split=eval_split)
         print(f"{eval_split}: L1 {result['l1']:.4f}  PSNR {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f} "
               f"over {result['n']} images")
     print(f"export: {export_dir}  (Pix2Pix.load('{export_dir}') or app.py --weights {export_dir}); "
