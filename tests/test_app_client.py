@@ -172,7 +172,7 @@ def test_concurrent_requests_are_batched_and_a_bad_one_gets_its_own_error(served
     bad.write_bytes(b"\x89PNG not really")
     expected = {seed: generate(client, example, seed=seed) for seed in (20, 21, 22)}
     batcher.batch_sizes.clear()
-    model.hold = 0.5
+    model.hold = 2.0  # long enough for the others to arrive even on a busy machine
     try:
         # The first request holds the model while the others queue up behind it, then run as one batch.
         first = client.submit(handle_file(str(example)), 19, True, api_name="/generate")
