@@ -52,6 +52,12 @@ class Batcher:
                         self._cond.notify_all()
         return [f.result() for f in futures]
 
+    @property
+    def pending(self) -> int:
+        """Requests waiting for a forward (for tests and benchmarks)."""
+        with self._cond:
+            return len(self._pending)
+
     def _forward(self, batch: list[tuple[Any, Future]]) -> None:
         if not batch:
             return

@@ -55,17 +55,23 @@ def index_to_rgb(index_map: np.ndarray) -> Image.Image:
     return Image.fromarray(PALETTE[index_map.astype(np.intp)], mode="RGB")
 
 
-def _to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
-    """Any PIL image or array to (H, W, 3) uint8, with fully transparent pixels set to background.
+def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    """An 8-bit PIL image or uint8 array as (H, W, 3) uint8, with fully transparent pixels set to background.
 
-    Arrays of other types (16-bit, float) are turned into 8 bits by ``pix2pix.images.to_uint8`` first.
+    This module sits below ``pix2pix.images`` (which imports it, never the reverse): it takes 8-bit
+    pixels only. ``pix2pix.images.load_image`` turns any file, 16-bit or float image into those first.
     """
     if isinstance(image, np.ndarray):
-        from .images import check_array  # the one validator (and 16-bit / float to 8-bit) for image arrays
-
-        array = check_array(image)
+        array = np.asarray(image)
+        if array.dtype == np.bool_:
+            array = array.astype(np.uint8) * 255
+        if array.dtype != np.uint8:
+            raise ValueError(f"expected 8-bit pixels (uint8), got {array.dtype}: pix2pix.images.load_image "
+                             "scales 16-bit and float images to 8 bits")
         if array.ndim == 2:
             array = array[:, :, None]
+        if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+            raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {image.shape}")
         if array.shape[2] == 1:
             array = np.repeat(array, 3, axis=2)
         if array.shape[2] == 4:
@@ -76,7 +82,7 @@ def _to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     if not isinstance(image, Image.Image):
         raise TypeError(f"expected a PIL image or numpy array, got {type(image).__name__}")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        return _to_rgb_array(np.asarray(image.convert("RGBA")))
+        return to_rgb_array(np.asarray(image.convert("RGBA")))
     return np.asarray(image.convert("RGB"))
 
 
@@ -93,29 +99,49 @@ _SORTED_KEYS = _PALETTE_KEYS[_KEY_ORDER]
 
 def nearest_class(rgb: np.ndarray) -> np.ndarray:
     """Nearest palette class of each row of an (N, 3) array, by squared RGB distance (ties: lower index)."""
+    return _nearest(rgb)[0]
+
+
+def _nearest(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(nearest class, squared distance to it) of each row of an (N, 3) array."""
     diff = rgb.astype(np.int32)[:, None, :] - PALETTE.astype(np.int32)[None, :, :]
-    return (diff * diff).sum(axis=2).argmin(axis=1).astype(np.uint8)
+    dist = (diff * diff).sum(axis=2)
+    index = dist.argmin(axis=1)
+    return index.astype(np.uint8), np.take_along_axis(dist, index[:, None], axis=1)[:, 0]
+
+
+def match_palette(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest palette class of every pixel, and how far it is: two (H, W) arrays, the class indices
+    (uint8) and the squared RGB distance to that class's colour (int32; 0 for an exact palette colour).
+
+    The distance is what tells a label map from a photo (``pix2pix.images.check_label_map``); computing
+    both at once costs no more than the classes alone. Pixels that are exactly a palette colour (all of
+    a painted map) are looked up; only the others are measured, once per distinct colour.
+    """
+    rgb = to_rgb_array(image)
+    keys = _keys(rgb)
+    pos = np.minimum(np.searchsorted(_SORTED_KEYS, keys), len(_SORTED_KEYS) - 1)
+    exact = _SORTED_KEYS[pos] == keys
+    index = _KEY_ORDER[pos].astype(np.uint8)
+    distance = np.zeros(keys.shape, np.int32)
+    if not exact.all():
+        colours, inverse = np.unique(keys[~exact], return_inverse=True)
+        as_rgb = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1)
+        nearest, dist = _nearest(as_rgb)
+        index[~exact] = nearest[inverse.reshape(-1)]
+        distance[~exact] = dist[inverse.reshape(-1)]
+    return index, distance
 
 
 def rgb_to_index(image: Image.Image | np.ndarray) -> np.ndarray:
     """Nearest palette class for every pixel: an (H, W) uint8 array of 0-based class indices.
 
     Nearest in plain RGB distance, which is what undoes JPEG noise: palette colours are at least
-    ~50 apart while JPEG moves flat areas by a few units. Pixels that are exactly a palette colour
-    (all of a painted map) are looked up; only the others are measured, once per distinct colour.
+    ~50 apart while JPEG moves flat areas by a few units.
     """
-    rgb = _to_rgb_array(image)
-    keys = _keys(rgb)
-    pos = np.minimum(np.searchsorted(_SORTED_KEYS, keys), len(_SORTED_KEYS) - 1)
-    exact = _SORTED_KEYS[pos] == keys
-    index = _KEY_ORDER[pos].astype(np.uint8)
-    if not exact.all():
-        colours, inverse = np.unique(keys[~exact], return_inverse=True)
-        as_rgb = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], axis=1)
-        index[~exact] = nearest_class(as_rgb)[inverse.reshape(-1)]
-    return index
+    return match_palette(image)[0]
 
 
 def snap_to_palette(image: Image.Image | np.ndarray) -> Image.Image:
-    """Map every pixel of any RGB/RGBA/L/P image (or array) to its nearest palette colour."""
+    """Map every pixel of any 8-bit RGB/RGBA/L/P image (or uint8 array) to its nearest palette colour."""
     return index_to_rgb(rgb_to_index(image))

@@ -1,20 +1,26 @@
 """Canvas benchmark (a script, not a test): how live painting feels in headless Chromium, on this machine.
 
-    PYTHONPATH=. python tests/canvas_benchmark.py                       # the bundled weights
-    PYTHONPATH=. python tests/canvas_benchmark.py --weights runs/x/export --strokes 20
+    PYTHONPATH=. python tests/canvas_benchmark.py                       # the bundled weights: 1 painter, then 4
+    PYTHONPATH=. python tests/canvas_benchmark.py --pages 1 4 8 --strokes 20 --weights runs/x/export
 
-Starts the app in this process on 127.0.0.1 and drives Debian's /usr/bin/chromium (1280x1000) with
-Playwright, the way a person paints:
-- ``--strokes`` short strokes (about 200 ms each), one after the other once the last facade is shown:
-  mouse-up to the request leaving the page (``fetch`` of ``queue/join``), and mouse-up to the new facade
-  decoded on the page;
-- one 2-second stroke: how many new facades reach the page while the button is still down.
+Starts `python app.py` in its own process on 127.0.0.1 (as a user would; the browsers and the server share
+this machine's cores, as they would on a laptop) and drives Debian's /usr/bin/chromium (1280x1000 pages)
+with Playwright, the way people paint:
+
+- For each count in ``--pages``: that many pages (each its own browser context: its own session on the
+  server) painting at once. Each paints ``--strokes`` short strokes (about 200 ms each, so live updates
+  leave during the stroke too), the next one as soon as the last stroke's facade is shown: mouse-up to
+  the new facade decoded on the page (median, p95), and mouse-up to the request leaving the page (``fetch``
+  of ``queue/join``).
+- With one page: also a 2-second stroke, and how many new facades reach the page while the button is down.
+
 Prints the figures; nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import sys
@@ -25,13 +31,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import torch  # noqa: E402
-
-import app  # noqa: E402
-from pix2pix import Pix2Pix  # noqa: E402
-from tests.helpers import WATCH_FACADE_JS, free_port  # noqa: E402
+from tests.helpers import WATCH_FACADE_JS  # noqa: E402
+from tests.load_benchmark import app_process  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-timer-throttling",
+                 "--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows"]
+READY_JS = ("() => { const c = document.querySelector('#canvas canvas'); const i = document.querySelector('#facade img');"
+            " return c && c.p2p && i && i.complete && i.naturalWidth > 0; }")
 
 # Before any page script: timestamps of pointer-down and -up and of every queue/join request.
 INIT_JS = """
@@ -47,80 +54,115 @@ window.fetch = function (input, init) {
 """
 
 
-def run(weights: str | None, strokes: int, screenshot: str | None = None) -> dict:
-    from playwright.sync_api import sync_playwright
+class Painter:
+    """One page, painting the way a person does."""
 
-    model = Pix2Pix.load(weights, device="cpu")
-    demo = app.build_demo(model)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_KWARGS)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.add_init_script(INIT_JS)
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_function("() => { const c = document.querySelector('#canvas canvas');"
-                                   " return c && c.p2p && document.querySelector('#facade img'); }", timeout=60_000)
-            page.evaluate(WATCH_FACADE_JS)
-            box = page.locator("#canvas canvas").bounding_box()
+    def __init__(self, page, index: int):
+        self.page, self.index = page, index
+        self.latencies: list[float] = []
+        self.leave: list[float] = []
 
-            def at(fx: float, fy: float) -> tuple[float, float]:
-                return box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+    async def open(self, url: str) -> None:
+        await self.page.add_init_script(INIT_JS)
+        await self.page.goto(url)
+        await self.page.wait_for_function(READY_JS, timeout=120_000)
+        await self.page.evaluate(WATCH_FACADE_JS)
+        self.box = await self.page.locator("#canvas canvas.p2p-grid").bounding_box()
+        await self.page.locator("#canvas [data-size='8']").click()
 
-            def stroke(y: float, moves: int, pause_ms: float) -> None:
-                page.mouse.move(*at(0.2, y))
-                page.mouse.down()
-                for k in range(1, moves + 1):
-                    page.mouse.move(*at(0.2 + 0.6 * k / moves, y))
-                    page.wait_for_timeout(pause_ms)  # a hand's pace
-                page.mouse.up()
+    def at(self, fx: float, fy: float) -> tuple[float, float]:
+        return self.box["x"] + fx * self.box["width"], self.box["y"] + fy * self.box["height"]
 
-            page.locator("#canvas [data-size='8']").click()
-            latencies, leave = [], []
-            for k in range(strokes + 2):  # two warm-up strokes
-                page.locator("#canvas .p2p-swatch").nth(2 + k % 9).click()
-                shown = page.evaluate("() => window.__shown.length")
-                stroke(0.1 + 0.8 * (k % 20) / 20, 8, 25)
-                page.wait_for_function(f"() => window.__shown.length > {shown} && "
-                                       "window.__shown[window.__shown.length - 1] > window.__up[window.__up.length - 1]",
-                                       timeout=30_000)
-                up = page.evaluate("() => window.__up[window.__up.length - 1]")
-                joins = page.evaluate("() => window.__join")
-                after = [t - up for t in joins if t >= up]
-                if k >= 2:
-                    latencies.append(page.evaluate("() => window.__shown[window.__shown.length - 1]") - up)
-                    leave.append(after[0] if after else float("nan"))
-            # One long stroke: 2 seconds with the button down.
-            down_count = page.evaluate("() => window.__down.length")
-            stroke(0.5, 40, 50)
-            down = page.evaluate(f"() => window.__down[{down_count}]")
-            up = page.evaluate("() => window.__up[window.__up.length - 1]")
-            during = page.evaluate(f"() => window.__shown.filter(t => t > {down} && t < {up}).length")
-            if screenshot:  # the README's picture: after the long stroke's facade is shown
-                page.wait_for_function(f"() => window.__shown.some(t => t > {up})", timeout=30_000)
-                page.screenshot(path=screenshot, full_page=True)
-            browser.close()
-    finally:
-        demo.close()
-    return {"latencies": latencies, "leave": leave, "long_ms": up - down, "during": during,
-            "ngf": model.generator.encoder[0].out_channels}
+    async def stroke(self, y: float, moves: int, pause_ms: float) -> None:
+        mouse = self.page.mouse
+        await mouse.move(*self.at(0.2, y))
+        await mouse.down()
+        for k in range(1, moves + 1):
+            await mouse.move(*self.at(0.2 + 0.6 * k / moves, y))
+            await self.page.wait_for_timeout(pause_ms)  # a hand's pace
+        await mouse.up()
+
+    async def paint(self, strokes: int, warmup: int = 2) -> None:
+        """``warmup`` + ``strokes`` strokes of ~200 ms, each after the last one's facade is shown."""
+        page = self.page
+        for k in range(strokes + warmup):
+            await page.locator("#canvas .p2p-swatch").nth(2 + (k + self.index) % 9).click()
+            shown = await page.evaluate("() => window.__shown.length")
+            await self.stroke(0.1 + 0.8 * ((k + 7 * self.index) % 20) / 20, 8, 25)
+            await page.wait_for_function(
+                f"() => window.__shown.length > {shown} && "
+                "window.__shown[window.__shown.length - 1] > window.__up[window.__up.length - 1]", timeout=60_000)
+            up = await page.evaluate("() => window.__up[window.__up.length - 1]")
+            joins = await page.evaluate("() => window.__join")
+            after = [t - up for t in joins if t >= up]
+            if k >= warmup:
+                self.latencies.append(await page.evaluate("() => window.__shown[window.__shown.length - 1]") - up)
+                self.leave.append(after[0] if after else float("nan"))
+
+    async def long_stroke(self) -> tuple[float, int]:
+        """A 2-second stroke: (its length in ms, new facades shown while the button was down)."""
+        down_count = await self.page.evaluate("() => window.__down.length")
+        await self.stroke(0.5, 40, 50)
+        down = await self.page.evaluate(f"() => window.__down[{down_count}]")
+        up = await self.page.evaluate("() => window.__up[window.__up.length - 1]")
+        during = await self.page.evaluate(f"() => window.__shown.filter(t => t > {down} && t < {up}).length")
+        return up - down, during
+
+
+async def measure(url: str, pages: int, strokes: int, screenshot: str | None = None) -> dict:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            painters = []
+            for i in range(pages):
+                context = await browser.new_context(viewport={"width": 1280, "height": 1000})
+                painters.append(Painter(await context.new_page(), i))
+            await asyncio.gather(*(painter.open(url) for painter in painters))
+            await asyncio.gather(*(painter.paint(strokes) for painter in painters))
+            result = {"pages": pages, "latencies": [t for q in painters for t in q.latencies],
+                      "leave": [t for q in painters for t in q.leave]}
+            if pages == 1:
+                result["long_ms"], result["during"] = await painters[0].long_stroke()
+                if screenshot:  # the README's picture: after the long stroke's facade is shown
+                    up = await painters[0].page.evaluate("() => window.__up[window.__up.length - 1]")
+                    await painters[0].page.wait_for_function(f"() => window.__shown.some(t => t > {up})",
+                                                             timeout=30_000)
+                    await painters[0].page.screenshot(path=screenshot, full_page=True)
+            return result
+        finally:
+            await browser.close()
+
+
+def summary(r: dict, strokes: int) -> str:
+    lat, leave = r["latencies"], [t for t in r["leave"] if t == t]
+    q = statistics.quantiles(lat, n=20) if len(lat) > 1 else lat * 19
+    who = "1 page" if r["pages"] == 1 else f"{r['pages']} pages painting at once"
+    lines = [f"{who}, {strokes} strokes of ~200 ms each ({len(lat)} in all):",
+             f"  mouse-up -> new facade shown: median {statistics.median(lat):.0f} ms, p95 {q[18]:.0f} ms, "
+             f"min {min(lat):.0f}, max {max(lat):.0f}",
+             f"  mouse-up -> request leaves:   median {statistics.median(leave):.0f} ms, max {max(leave):.0f} ms"]
+    if "during" in r:
+        lines.append(f"  a {r['long_ms'] / 1000:.1f} s stroke: {r['during']} new facades shown while the button was down")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="tests/canvas_benchmark.py", description=__doc__.splitlines()[0])
     p.add_argument("--weights", help="weights (default: the bundled ones)")
-    p.add_argument("--strokes", type=int, default=20)
-    p.add_argument("--screenshot", metavar="PNG", help="also save the page there at the end (e.g. assets/screenshot.png)")
+    p.add_argument("--pages", type=int, nargs="+", default=[1, 4], help="painters at once, one run each (default 1 4)")
+    p.add_argument("--strokes", type=int, default=20, help="strokes per page (default 20)")
+    p.add_argument("--threads", type=int, help="the app's --threads (default: its own default)")
+    p.add_argument("--screenshot", metavar="PNG", help="also save the 1-page run's page there at the end")
     args = p.parse_args(argv)
-    r = run(args.weights, args.strokes, args.screenshot)
-    lat, leave = r["latencies"], r["leave"]
-    q = statistics.quantiles(lat, n=20) if len(lat) > 1 else lat * 19
-    print(f"headless Chromium, {torch.get_num_threads()} CPU threads, ngf {r['ngf']}, {len(lat)} strokes of ~200 ms:")
-    print(f"  mouse-up -> new facade shown: median {statistics.median(lat):.0f} ms, p95 {q[18]:.0f} ms, "
-          f"min {min(lat):.0f}, max {max(lat):.0f}")
-    print(f"  mouse-up -> request leaves:   median {statistics.median(leave):.0f} ms, max {max(leave):.0f} ms")
-    print(f"  a {r['long_ms'] / 1000:.1f} s stroke: {r['during']} new facades shown while the button was down")
+    extra = ["--threads", str(args.threads)] if args.threads else []
+    print(f"headless Chromium 1280x1000 against `python app.py` ({os.cpu_count()} CPUs, shared), "
+          f"weights: {args.weights or 'bundled'}")
+    for pages in args.pages:
+        with app_process(args.weights, "cpu", *extra) as (url, _):  # a fresh server for each run
+            r = asyncio.run(measure(url, pages, args.strokes, args.screenshot if pages == 1 else None))
+        print(summary(r, args.strokes), flush=True)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,16 @@ from pix2pix import UnetGenerator  # noqa: E402
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """Put torch's thread count back after each test: ``app.main`` sets it for serving (all cores but one),
+    and a later test that compares runs bit for bit with a subprocess (which has the default) would differ."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA

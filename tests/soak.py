@@ -7,7 +7,7 @@ Starts ``python app.py`` on 127.0.0.1 in its own process (its Gradio cache in a 
 every minute of files older than ``--cache-max-age``), then for ``--minutes``:
 - 16 clients call /generate back to back with the example label maps and random seeds;
 - one more client sends a stream of bad and oversized uploads: text named .png, a truncated PNG, a PNG
-  whose header claims 5000x5000, a 4096x4096 label map (the largest accepted), a 3000x2000 noisy JPEG.
+  whose header claims 5000x5000, a 4096x4096 label map (the largest accepted), a 3000x2000 noisy JPEG (refused as a photo).
 Every 15 s it samples the server's memory (RSS) and the cache folder's size. At the end it prints
 requests served, errors by kind, p50/p95 latency of the good requests, and memory and disk at the start,
 the middle and the end. No good request may fail; memory and disk should level off.
@@ -54,7 +54,7 @@ def bad_uploads(folder: Path) -> list[Path]:
     Image.new("1", (5000, 5000)).save(header)
     biggest = folder / "4096.png"  # a label map at the largest size accepted: 4096x4096, under 1 MB
     random_layout(0, 256).resize((4096, 4096), Image.NEAREST).save(biggest)
-    photo = folder / "noisy.jpg"
+    photo = folder / "noisy.jpg"  # decoded in full, then refused: "looks like a photo, not a label map"
     Image.fromarray(rng.integers(0, 256, (2000, 3000, 3), dtype=np.uint8)).save(photo, quality=90)
     return [text, cut, header, biggest, photo]
 
@@ -78,7 +78,7 @@ def rss_mb(pid: int) -> float:
 
 def kind_of(error: Exception) -> str:
     text = str(error)
-    for kind in ("not an image", "too large", "corrupt or truncated", "seed"):
+    for kind in ("not an image", "too large", "corrupt or truncated", "looks like a photo", "seed"):
         if kind in text:
             return kind
     return f"other: {type(error).__name__}: {text[:80]}"

@@ -3,13 +3,16 @@
 Paints with every tool of the label-map canvas (brush, rectangle, fill, eraser, undo, redo, clear, the
 keyboard shortcuts) and checks, pixel by pixel, that the label map the server's model received is the one
 on the page; then the live updates during a stroke, the loaders (examples, random layout, upload) and the
-seed box. ``PIX2PIX_SCREENSHOT=assets/screenshot.png`` also saves the page there (for the README).
-Timings: ``tests/canvas_benchmark.py``.
+seed box; shortcuts from anywhere on the page; a photo uploaded as a label map; class outlines; and the
+page on a phone (390x844, touch), painting with a finger with the facade in view.
+``PIX2PIX_SCREENSHOT=assets/screenshot.png`` also saves the desktop page there (for the README), and
+``PIX2PIX_PHONE_SCREENSHOT=path.png`` the phone's screen. Timings: ``tests/canvas_benchmark.py``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from pix2pix import Pix2Pix, example_labels, rgb_to_index
+from pix2pix import Pix2Pix, example_labels, example_photo, rgb_to_index
 from pix2pix.layout import random_layout
 from pix2pix.palette import BACKGROUND, class_index
 from tests.helpers import IN_CI, WATCH_FACADE_JS, free_port, label_of
@@ -26,6 +29,15 @@ CHROMIUM = Path(os.environ.get("PIX2PIX_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 REPO = Path(__file__).resolve().parent.parent
+PHONE = dict(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True, device_scale_factor=2)
+#: How many "Error" badges a block shows: Gradio keeps one in every status tracker, at opacity 0 when idle.
+SHOWN_BADGES_JS = """(selector) => Array.from(document.querySelectorAll(selector + ' *'))
+  .filter(e => e.childElementCount === 0 && e.textContent.trim() === 'Error')
+  .filter(e => { for (let x = e; x; x = x.parentElement) { const cs = getComputedStyle(x);
+    if (cs.display === 'none' || cs.visibility === 'hidden' || Number(cs.opacity) === 0) return false; } return true; })
+  .length"""
+#: Emoji and the symbols that need an emoji font (pictographs, dingbats, variation selector 16).
+EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F]")
 
 
 def _unavailable(reason: str):
@@ -82,17 +94,17 @@ def browser(sync_playwright):
 
 
 class Page:
-    """The app's page with the few things the tests do to it."""
+    """The app's page with the few things the tests do to it (a 1280x1000 desktop, or ``phone=True``)."""
 
-    def __init__(self, browser, url: str):
-        self.page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    def __init__(self, browser, url: str, phone: bool = False):
+        self.page = browser.new_page(**(PHONE if phone else {"viewport": {"width": 1280, "height": 1000}}))
         self.requests: list = []
         self.page.on("request", lambda request: self.requests.append(request))
         self.page.goto(url)
         self.page.wait_for_function("() => { const c = document.querySelector('#canvas canvas');"
                                     " const i = document.querySelector('#facade img');"
                                     " return c && c.p2p && i && i.complete && i.naturalWidth > 0; }", timeout=60_000)
-        self.box = self.page.locator("#canvas canvas").bounding_box()
+        self.box = self.page.locator("#canvas canvas.p2p-grid").bounding_box()
 
     def grid(self) -> np.ndarray:
         values = self.page.evaluate("() => Array.from(document.querySelector('#canvas canvas').p2p.grid())")
@@ -102,7 +114,11 @@ class Page:
         return self.page.evaluate("() => document.querySelector('#canvas canvas').p2p.state()")
 
     def at(self, x: float, y: float) -> tuple[float, float]:
-        """Page coordinates of the centre of grid cell (x, y)."""
+        """Viewport coordinates of the centre of grid cell (x, y), wherever the page has scrolled to (clicking a
+        button below the canvas scrolls it away; it is brought back into view first)."""
+        canvas = self.page.locator("#canvas canvas.p2p-grid")
+        canvas.scroll_into_view_if_needed()
+        self.box = canvas.bounding_box()
         return self.box["x"] + (x + 0.5) * self.box["width"] / 256, self.box["y"] + (y + 0.5) * self.box["height"] / 256
 
     def drag(self, points: list[tuple[int, int]], pause: float = 0.0) -> None:
@@ -118,6 +134,29 @@ class Page:
     def key(self, key: str) -> None:
         self.page.locator("#canvas .p2p").focus()
         self.page.keyboard.press(key)
+
+    def box_of(self, selector: str) -> dict:
+        """Where an element is, in the viewport's coordinates (``bottom`` and ``right`` added)."""
+        box = self.page.locator(selector).first.bounding_box()
+        return {**box, "bottom": box["y"] + box["height"], "right": box["x"] + box["width"]}
+
+    def facade_src(self) -> str:
+        return self.page.locator("#facade img").get_attribute("src")
+
+    def touch_drag(self, points: list[tuple[int, int]]) -> None:
+        """A finger drawn across grid cells (Chrome's touch events, as a phone sends them)."""
+        cdp = self.page.context.new_cdp_session(self.page)
+        first, *rest = [dict(zip("xy", self.at(*p))) for p in points]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [first]})
+        for point in rest:
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        cdp.detach()
+
+    def upload(self, path: Path) -> None:
+        with self.page.expect_file_chooser() as chooser:
+            self.page.locator("#upload").click()
+        chooser.value.set_files(str(path))
 
 
 def wait_received(model: SpyPix2Pix, page: Page, timeout: float = 30) -> np.ndarray:
@@ -256,9 +295,7 @@ def test_loaders_seed_box_and_variations(served, browser, tmp_path):
         bad = tmp_path / "not-a-label-map.png"
         bad.write_text("hello")
         kept = page.grid()
-        with page.page.expect_file_chooser() as chooser:
-            page.page.locator("#upload").click()
-        chooser.value.set_files(str(bad))
+        page.upload(bad)
         expect(page.page.get_by_text("not an image").first).to_be_visible(timeout=30_000)
         assert np.array_equal(page.grid(), kept)
 
@@ -269,6 +306,193 @@ def test_loaders_seed_box_and_variations(served, browser, tmp_path):
         expect(page.page.locator("#seed input")).to_have_value("0")
         page.drag([(10, 10), (20, 20)])
         wait_received(model, page)
-        expect(page.page.locator("#status")).not_to_contain_text("⚠️", timeout=30_000)
+        expect(page.page.locator("#status")).not_to_contain_text("note:", timeout=30_000)
+    finally:
+        page.page.close()
+
+
+# ----------------------------------------------------------------------------------------------- the page
+def test_shortcuts_work_from_anywhere_on_the_page_but_a_text_box(served, browser):
+    model, url = served
+    page = Page(browser, url)
+    try:
+        keys = page.page.keyboard
+        keys.press("r")  # a fresh page: nothing has the focus
+        assert page.state()["tool"] == "rect"
+        page.page.locator("#generate").click()  # the focus is on the Generate button now
+        keys.press("f")
+        keys.press("3")
+        assert page.state()["tool"] == "fill" and page.state()["cls"] == class_index("window")
+        page.page.locator("#stochastic input").focus()  # a checkbox is not a text box
+        keys.press("b")
+        assert page.state()["tool"] == "brush"
+        page.drag([(30, 30), (60, 60)])  # one step to undo
+        wait_received(model, page)
+        painted, undo = page.grid(), page.state()["undo"]
+        seed_box = page.page.locator("#seed input")
+        seed_box.click()
+        keys.press("e")  # typing in a number box: the box's, not a tool
+        keys.press("Control+z")  # the box's own undo, not the canvas's
+        assert page.state()["tool"] == "brush" and page.state()["undo"] == undo
+        assert np.array_equal(page.grid(), painted)
+        page.page.locator("#variations-btn").focus()
+        keys.press("Control+z")
+        assert page.state()["undo"] == undo - 1 and not np.array_equal(page.grid(), painted)
+    finally:
+        page.page.close()
+
+
+def test_a_fresh_page_has_no_layout_seed_and_nothing_to_undo(served, browser):
+    from playwright.sync_api import expect
+
+    _, url = served
+    page = Page(browser, url)
+    try:
+        expect(page.page.locator("#layout-seed input")).to_have_value("")  # an example, not a random layout
+        assert page.page.locator("#layout-seed input").get_attribute("placeholder") == "none"
+        assert page.state()["undo"] == 0
+        page.page.keyboard.press("Control+z")
+        assert np.array_equal(page.grid(), label_of(example_labels()[0]))  # still the example
+    finally:
+        page.page.close()
+
+
+def test_outlines_and_the_class_under_the_pointer(served, browser, tmp_path):
+    _, url = served
+    page = Page(browser, url)
+    try:
+        grid, joins = page.grid(), len([r for r in page.requests if "queue/join" in r.url])
+        window, facade = class_index("window"), class_index("facade")
+        # A window pixel with a facade pixel on its right, and a pixel deep inside a flat area.
+        ys, xs = np.nonzero((grid[:, :-1] == window) & (grid[:, 1:] == facade))
+        border = (int(xs[0]), int(ys[0]))
+        flat = np.ones_like(grid, bool)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                flat[1:-1, 1:-1] &= grid[1 + dy:255 + dy, 1 + dx:255 + dx] == grid[1:-1, 1:-1]
+        fy, fx = (int(v[0]) for v in np.nonzero(flat[1:-1, 1:-1]))
+        inside = (fx + 1, fy + 1)
+        page.page.keyboard.press("o")
+        assert page.state()["outlines"]
+        alpha = page.page.evaluate("""([bx, by, ix, iy]) => {
+            const ctx = document.querySelector('#canvas canvas.p2p-outline').getContext('2d');
+            const at = (x, y) => ctx.getImageData(x, y, 1, 1).data[3];
+            return [at(3 * (bx + 1), 3 * by + 1), at(3 * (bx + 1) - 1, 3 * by + 1), at(3 * ix + 1, 3 * iy + 1)];
+        }""", [*border, *inside])
+        assert alpha[0] > 200 and alpha[1] > 200 and alpha[2] == 0, alpha  # on the border, 2 pixels; none inside
+        assert page.page.locator("#canvas canvas.p2p-outline").is_visible()
+        assert np.array_equal(page.grid(), grid)  # the label map itself is untouched, and nothing was sent
+        assert len([r for r in page.requests if "queue/join" in r.url]) == joins
+        page.page.locator("#canvas .p2p-board").screenshot(path=str(tmp_path / "outlines.png"))
+        # With a mouse, the line under the board names the class under the pointer.
+        page.page.mouse.move(*page.at(*border))
+        assert "under the pointer: window" in page.page.locator("#canvas .p2p-now").inner_text()
+        page.page.mouse.move(*page.at(border[0] + 1, border[1]))
+        assert "under the pointer: facade" in page.page.locator("#canvas .p2p-now").inner_text()
+        page.page.locator("#canvas [data-action='outline']").click()
+        assert not page.state()["outlines"] and not page.page.locator("#canvas canvas.p2p-outline").is_visible()
+    finally:
+        page.page.close()
+
+
+def test_the_page_reads_without_an_emoji_font(served, browser):
+    _, url = served
+    page = Page(browser, url)
+    try:
+        text = page.page.locator("body").inner_text()
+        assert not EMOJI.findall(text), sorted(set(EMOJI.findall(text)))
+        assert page.page.locator("h1").inner_text() == "facade-pix2pix"
+        for name in ("brush", "rect", "fill", "eraser"):  # every tool: a drawn icon and its name
+            button = page.page.locator(f"#canvas button[data-tool='{name}']")
+            assert button.locator("svg path, svg rect").count() >= 1 and button.inner_text().strip()
+        for action in ("undo", "redo", "clear", "outline"):
+            button = page.page.locator(f"#canvas [data-action='{action}']")
+            assert button.locator("svg").count() == 1 and button.get_attribute("aria-label")
+        for selector, words in (("#random-layout", "Random layout"), ("#new-seed", "New seed"),
+                                ("#upload", "Upload a label map")):
+            assert page.page.locator(selector).inner_text().strip() == words
+        assert page.page.locator("#canvas .p2p-keys").is_visible()  # a desktop: the key list shows
+    finally:
+        page.page.close()
+
+
+def test_a_photo_upload_is_refused_with_a_message_and_no_error_badges(served, browser):
+    from playwright.sync_api import expect
+
+    _, url = served
+    page = Page(browser, url)
+    try:
+        kept = page.grid()
+        photo = example_photo(example_labels()[2])  # test037_shop_photo.jpg
+        page.upload(photo)
+        message = page.page.get_by_text("this looks like a photo, not a label map").first
+        expect(message).to_be_visible(timeout=30_000)
+        assert "upload a label map instead" in message.inner_text() and photo.name in message.inner_text()
+        assert np.array_equal(page.grid(), kept)  # the canvas is not turned into coloured noise
+        for block in ("#canvas", "#layout-seed", "#variations", "#facade", "#seed", "#status", "#examples"):
+            assert page.page.evaluate(SHOWN_BADGES_JS, block) == 0, block
+    finally:
+        page.page.close()
+
+
+def test_variations_fit_their_thumbnails_and_name_their_seeds(served, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    _, url = served
+    page = Page(browser, url)
+    try:
+        page.page.locator("#variations-btn").click()
+        thumbs = page.page.locator("#variations img")
+        expect(thumbs).to_have_count(4, timeout=30_000)
+        expect(page.page.locator("#variations")).to_contain_text("seeds 0, 1, 2, 3, left to right")
+        page.page.wait_for_function("() => Array.from(document.querySelectorAll('#variations img'))"
+                                    ".every(i => i.complete && i.naturalWidth > 0)")
+        gallery, boxes = page.box_of("#variations"), [thumbs.nth(i).bounding_box() for i in range(4)]
+        assert gallery["bottom"] - max(b["y"] + b["height"] for b in boxes) < 40  # no empty band under them
+        assert all(b["y"] > gallery["y"] + 20 for b in boxes)  # clear of the gallery's label
+        assert page.page.locator("#variations .caption-label").count() == 0  # nothing over the pictures
+        page.page.locator("#variations").screenshot(path=str(tmp_path / "variations.png"))
+    finally:
+        page.page.close()
+
+
+def test_on_a_phone_the_facade_is_in_view_while_painting_with_a_finger(served, browser, tmp_path):
+    model, url = served
+    page = Page(browser, url, phone=True)
+    try:
+        p = page.page
+        assert p.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+        assert p.evaluate("() => matchMedia('(pointer: coarse)').matches")  # the phone is emulated as one
+        # The board and the facade, each whole, on the first screen.
+        board, facade = page.box_of("#canvas canvas.p2p-grid"), page.box_of("#facade img")
+        for box in (board, facade):
+            assert box["y"] >= 0 and box["bottom"] <= 844 and box["x"] >= 0 and box["right"] <= 390, (board, facade)
+        assert facade["width"] >= 250 and board["width"] >= 250 and facade["y"] > board["bottom"]
+        intro = p.locator("#intro").inner_text()
+        assert "left" not in intro and "hover" not in intro.lower()  # a phone has neither
+        assert not p.locator("#canvas .p2p-keys").is_visible()  # nor a keyboard
+        # The examples: all four columns on the screen, no hidden scrolling.
+        thumbs = p.locator("#examples img")
+        assert thumbs.count() == 8
+        assert all(thumbs.nth(i).bounding_box()["x"] + thumbs.nth(i).bounding_box()["width"] <= 390 for i in range(8))
+        assert p.evaluate("() => { const g = document.querySelector('#examples .grid-container');"
+                          " return g.scrollWidth <= g.clientWidth; }")
+        # A finger paints (and the page does not scroll); the new facade arrives where it can be seen.
+        p.locator("#canvas .p2p-swatch", has_text="pillar").tap()
+        before, src = page.grid(), page.facade_src()
+        page.touch_drag([(40 + 10 * i, 120) for i in range(12)])
+        after = page.grid()
+        changed = after != before
+        assert changed.any() and (after[changed] == class_index("pillar")).all()
+        assert p.evaluate("() => window.scrollY") == 0
+        wait_received(model, page)
+        p.wait_for_function(f"() => document.querySelector('#facade img').src !== {src!r} &&"
+                            " document.querySelector('#facade img').complete", timeout=30_000)
+        facade = page.box_of("#facade img")
+        assert facade["y"] >= 0 and facade["bottom"] <= 844
+        p.screenshot(path=str(tmp_path / "phone.png"))
+        shot = os.environ.get("PIX2PIX_PHONE_SCREENSHOT")
+        if shot:
+            p.screenshot(path=shot)
     finally:
         page.page.close()

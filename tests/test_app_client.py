@@ -3,6 +3,8 @@ its event handlers called directly, as plain methods."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import threading
 import time
 from pathlib import Path
@@ -17,20 +19,28 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 import app  # noqa: E402
-from pix2pix import MAX_SEED, PALETTE, Pix2Pix, example_labels  # noqa: E402
+from pix2pix import MAX_SEED, PALETTE, Pix2Pix, example_labels, example_photo  # noqa: E402
 from pix2pix.palette import CLASS_NAMES, hex_colors  # noqa: E402
 from tests.helpers import free_port, label_of  # noqa: E402
 
 
 class SlowPix2Pix(Pix2Pix):
-    """Can hold a forward back, so that concurrent requests pile up behind it."""
+    """Can hold a forward back until a test opens ``gate``, so that concurrent requests pile up behind it."""
 
-    hold = 0.0
+    gate: threading.Event | None = None
 
     def generate_batch(self, labels, seeds, stochastic=True):
-        if self.hold:
-            time.sleep(self.hold)  # simulates a slow model so that requests queue (not a wait for a condition)
+        if self.gate is not None:
+            self.gate.wait(60)
         return super().generate_batch(labels, seeds, stochastic=stochastic)
+
+
+def wait_until(condition, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds (a wait for a state, not a guess at a duration)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +57,8 @@ def served(tiny_generator):
 
 
 @pytest.fixture(scope="module")
-def handlers(tiny_generator) -> app.FacadeApp:
-    return app.FacadeApp(Pix2Pix(tiny_generator, device="cpu"))
+def handlers(tiny_generator, tmp_path_factory) -> app.FacadeApp:
+    return app.FacadeApp(Pix2Pix(tiny_generator, device="cpu"), cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +137,23 @@ def test_non_image_upload_is_an_error_and_the_server_keeps_serving(served, examp
     assert generate(client, example).shape == (256, 256, 3)
 
 
+def test_a_photo_is_refused_as_a_label_map(served, example):
+    photo = example_photo(example)
+    with pytest.raises(AppError, match="this looks like a photo, not a label map") as info:
+        served[1].predict(handle_file(str(photo)), 0, True, api_name="/generate")
+    assert photo.name in str(info.value) and "/tmp/gradio" not in str(info.value)
+
+
+def test_the_api_serves_the_models_pixels_as_lossless_webp(served, example):
+    model, client, demo = served
+    path = client.predict(handle_file(str(example)), 8, True, api_name="/generate")
+    with Image.open(path) as served_image:
+        assert Path(path).suffix == ".webp" and served_image.format == "WEBP"
+        pixels = np.asarray(served_image.convert("RGB"))
+    [direct] = model.generate(example, seed=8)
+    np.testing.assert_array_equal(pixels, np.asarray(direct))  # not one grey level lost on the way
+
+
 def test_huge_image_is_an_error_and_the_server_keeps_serving(served, example, tmp_path):
     client = served[1]
     huge = tmp_path / "huge.png"
@@ -172,22 +199,23 @@ def test_concurrent_requests_are_batched_and_a_bad_one_gets_its_own_error(served
     bad.write_bytes(b"\x89PNG not really")
     expected = {seed: generate(client, example, seed=seed) for seed in (20, 21, 22)}
     batcher.batch_sizes.clear()
-    model.hold = 2.0  # long enough for the others to arrive even on a busy machine
+    model.gate = threading.Event()
     try:
-        # The first request holds the model while the others queue up behind it, then run as one batch.
+        # The first request holds the model until the three good ones wait behind it; they then run as one batch.
         first = client.submit(handle_file(str(example)), 19, True, api_name="/generate")
-        deadline = time.monotonic() + 10
-        while not batcher.batch_sizes and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling for the first forward to start
+        wait_until(lambda: batcher.batch_sizes, what="the first forward to start")
         jobs = {seed: client.submit(handle_file(str(example)), seed, True, api_name="/generate") for seed in expected}
         bad_job = client.submit(handle_file(str(bad)), 0, True, api_name="/generate")
+        wait_until(lambda: batcher.pending == 3, what="three requests queued behind the first")
+        model.gate.set()
         first.result(timeout=30)
         for seed, job in jobs.items():
             assert_close(np.asarray(Image.open(job.result(timeout=30)).convert("RGB")), expected[seed])
         with pytest.raises(AppError, match=r"bad\.png: .*(not an image|corrupt)"):
             bad_job.result(timeout=30)
     finally:
-        model.hold = 0.0
+        model.gate.set()
+        model.gate = None
     assert max(batcher.batch_sizes) == 3, batcher.batch_sizes  # the three good ones, in one forward
 
 
@@ -255,28 +283,93 @@ def test_clean_cache_keeps_young_files(tmp_path):
 def test_the_cache_cleaner_runs_on_its_schedule(tmp_path):
     demo, image, [file] = _cached_files(tmp_path, 1)
     stop = app.start_cache_cleaner(demo, max_age_minutes=0.01)  # every second, files older than a second
+    cleaned = lambda: not Path(file).exists() and file not in image.temp_files  # noqa: E731
     try:
         deadline = time.monotonic() + 30
-        while Path(file).exists() and time.monotonic() < deadline:
-            stop.wait(0.05)  # polling for the cleaner's next round
-        assert not Path(file).exists() and file not in image.temp_files
+        while not cleaned() and time.monotonic() < deadline:
+            stop.wait(0.05)  # polling for the whole condition: off the disk *and* out of the set
+        assert cleaned()
     finally:
         stop.set()
 
 
+def test_a_file_leaves_the_set_before_it_leaves_the_disk(tmp_path, monkeypatch):
+    # The race a full suite once hit: the file was gone while still listed. Look at the set at the very moment
+    # the file is deleted.
+    demo, image, [file] = _cached_files(tmp_path, 1)
+    remove, listed_when_removed = app.os.remove, []
+
+    def remove_and_look(path):
+        listed_when_removed.append(path in image.temp_files)
+        return remove(path)
+
+    monkeypatch.setattr(app.os, "remove", remove_and_look)
+    assert app.clean_cache(demo, max_age_s=-1) == 1
+    assert listed_when_removed == [False] and not Path(file).exists() and file not in image.temp_files
+
+
+def test_a_file_that_cannot_be_deleted_stays_listed(tmp_path, monkeypatch):
+    demo, image, [file] = _cached_files(tmp_path, 1)
+
+    def refuse(path):
+        raise PermissionError(path)
+
+    monkeypatch.setattr(app.os, "remove", refuse)
+    assert app.clean_cache(demo, max_age_s=-1) == 0
+    assert Path(file).exists() and file in image.temp_files
+
+
 # ----------------------------------------------------------------------------------------------- handlers
+def open_rgb(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
 def test_generate_takes_the_canvas_png_and_replaces_a_bad_seed(handlers):
-    image, status, seed, last = handlers.generate(handlers.start_canvas, 7, True, 0)
-    assert image.size == (256, 256) and "seed 7" in status and (seed, last) == (7, 7)
-    image2, status, seed, last = handlers.generate(handlers.start_canvas, -1, True, 7)
-    assert "using 7" in status and (seed, last) == (7, 7)
-    assert np.array_equal(np.asarray(image), np.asarray(image2))
+    path, status, seed, last = handlers.generate(handlers.start_canvas, 7, True, 0)
+    assert open_rgb(path).shape == (256, 256, 3) and "seed 7" in status and (seed, last) == (7, 7)
+    path2, status, seed, last = handlers.generate(handlers.start_canvas, -1, True, 7)
+    assert "using 7" in status and "note:" in status and (seed, last) == (7, 7)
+    assert path2 == path  # the same facade: the same file (named by its bytes)
     assert handlers.generate(handlers.start_canvas, "x", False, 3)[2] == 3
+
+
+def test_a_served_facade_is_the_models_pixels_in_a_lossless_webp_in_the_cache(handlers):
+    path, *_ = handlers.generate(handlers.start_canvas, 3, True, 0)
+    [direct] = handlers.model.generate(app.from_data_url(handlers.start_canvas), seed=3)
+    data = Path(path).read_bytes()
+    assert Path(path).parent.parent == handlers.cache_dir and Path(path).parent.name == hashlib.sha256(data).hexdigest()
+    assert Path(path).name == app.FACADE_NAME and data[:4] == b"RIFF" and data[8:16] == b"WEBPVP8L"  # VP8L: lossless
+    np.testing.assert_array_equal(open_rgb(path), np.asarray(direct))
+    assert not [p for p in Path(path).parent.iterdir() if p.name.startswith(".")]  # no half-written leftovers
+
+
+def test_encode_facade_keeps_every_pixel_of_a_noisy_image():
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    back = Image.open(io.BytesIO(app.encode_facade(Image.fromarray(noise))))
+    assert back.format == "WEBP" and np.array_equal(np.asarray(back.convert("RGB")), noise)
+
+
+def test_serving_threads_leave_one_core_to_python(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(app.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+        assert app.serving_threads() == 3 == torch.get_num_threads()
+        monkeypatch.setattr(app.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+        assert app.serving_threads() == 1
+        assert app.serving_threads(2) == 2
+    finally:
+        torch.set_num_threads(before)
+    assert app.parse_args(["--threads", "1"]).threads == 1 and app.parse_args([]).threads is None
+    with pytest.raises(SystemExit):
+        app.parse_args(["--threads", "0"])
 
 
 def test_paint_clears_the_layout_seed_and_the_variations(handlers):
     *_, layout_seed, variations = handlers.paint(handlers.start_canvas, 1, True, 0)
-    assert layout_seed is None and variations is None
+    assert layout_seed is None and variations["value"] == []
 
 
 def test_canvas_values_in_and_out(handlers):
@@ -309,10 +402,38 @@ def test_loaders_put_snapped_label_maps_on_the_canvas(handlers, example, tmp_pat
         handlers.load_upload(str(tmp_path / "missing.png"))
 
 
-def test_variations_handler_keeps_the_seeds_in_range(handlers):
+def test_a_photo_upload_says_what_to_upload_instead(handlers, example):
+    with pytest.raises(gr.Error) as info:
+        handlers.load_upload(str(example_photo(example)))
+    message = str(info.value)
+    assert f"{example_photo(example).name}: this looks like a photo, not a label map" in message
+    assert "upload a label map instead" in message and "paint one on the canvas" in message
+    assert info.value.title == "Not a label map"
+
+
+def test_page_events_report_failures_in_their_message_only(served):
+    # A failing page event (a photo upload, a bad layout seed) would mark its outputs with "Error" badges;
+    # every page event hides its progress, which hides those badges too (the browser test looks).
+    demo = served[2]
+    page_events = [fn for fn in demo.fns.values() if fn.api_visibility == "private"]
+    assert len(page_events) >= 10
+    assert {fn.show_progress for fn in page_events} == {"hidden"}, [(fn.name, fn.show_progress) for fn in page_events]
+    uploads = [fn for fn in page_events if fn.name == "load_upload"]
+    assert len(uploads) == 1
+    after = [fn for fn in page_events if fn.trigger_after == uploads[0]._id]
+    assert after and all(fn.trigger_only_on_success for fn in after)  # a refused upload generates nothing
+
+
+def test_variations_handler_keeps_the_seeds_in_range_and_names_them_in_the_label(handlers):
     gallery, status, seed, _ = handlers.variations(handlers.start_canvas, MAX_SEED, True, 0)
-    assert [caption for _, caption in gallery] == [f"seed {MAX_SEED - 3 + i}" for i in range(4)]
+    # No captions: on the page they covered the thumbnails. The label says the seeds, in order.
+    assert gallery["label"] == "Variations: seeds " + ", ".join(str(MAX_SEED - 3 + i) for i in range(4)) + ", left to right"
+    assert len(gallery["value"]) == 4 and all(isinstance(path, str) and Path(path).is_file() for path in gallery["value"])
     assert "batch of 4" in status and seed == MAX_SEED - 3
+    gallery, *_ = handlers.variations(handlers.start_canvas, 5, False, 0)
+    assert "dropout off" in gallery["label"]
+    *_, cleared = handlers.paint(handlers.start_canvas, 5, True, 0)
+    assert cleared == {"__type__": "update", "value": [], "label": app.VARIATIONS_LABEL}
 
 
 def test_canvas_is_the_palette_with_class_names_and_shortcuts(handlers):
@@ -363,10 +484,10 @@ def test_zero_gpu_wraps_the_forward_only_when_asked(monkeypatch, tiny_generator)
     assert not wrapped
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     wrapped_app = app.FacadeApp(model)
-    assert len(wrapped) == 1 and wrapped_app.start_facade[0].size == (256, 256)
+    assert len(wrapped) == 1 and open_rgb(wrapped_app.start_facade).shape == (256, 256, 3)
     monkeypatch.setitem(sys.modules, "spaces", None)  # not installed: no hard dependency, no wrapping
     plain = app.FacadeApp(model)
-    assert len(wrapped) == 1 and plain.start_facade[0].size == (256, 256)
+    assert len(wrapped) == 1 and open_rgb(plain.start_facade).shape == (256, 256, 3)
 
 
 def test_an_overtaken_canvas_update_answers_nothing(handlers):
@@ -376,6 +497,6 @@ def test_an_overtaken_canvas_update_answers_nothing(handlers):
     stale = handlers.paint(handlers.start_canvas, 1, True, 0, update(4), page)
     assert all(isinstance(x, dict) and x.get("__type__") == "update" and len(x) == 1 for x in stale)  # gr.skip()
     fresh = handlers.paint(handlers.start_canvas, 1, True, 0, update(6), page)
-    assert fresh[0].size == (256, 256)
+    assert open_rgb(fresh[0]).shape == (256, 256, 3)
     other_page = type("Request", (), {"session_hash": "page-2"})()
-    assert handlers.paint(handlers.start_canvas, 1, True, 0, update(1), other_page)[0].size == (256, 256)
+    assert open_rgb(handlers.paint(handlers.start_canvas, 1, True, 0, update(1), other_page)[0]).shape == (256, 256, 3)

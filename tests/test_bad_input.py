@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from pix2pix import MAX_PIXELS, Pix2Pix, example_labels, load_image
+from pix2pix import MAX_PIXELS, Pix2Pix, example_labels, example_photo, load_image
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,13 @@ def test_empty_file_and_missing_file(tmp_path, model):
         model.generate(tmp_path / "empty.png")
     with pytest.raises(FileNotFoundError, match="missing.png"):
         model.generate(tmp_path / "missing.png")
+
+
+def test_a_photo_is_not_a_label_map(tmp_path, model):
+    path = tmp_path / "holiday.jpg"
+    path.write_bytes(example_photo(example_labels()[0]).read_bytes())
+    with pytest.raises(ValueError, match=r"holiday\.jpg: this looks like a photo, not a label map .*CMP class colours"):
+        model.generate(path)
 
 
 def test_huge_image_is_refused_before_decoding(tmp_path, model):

@@ -1,5 +1,6 @@
 """Faithful decoding and bounded cost: EXIF orientation, 16-bit and float images, NaN, non-square maps, the
-palette snapper's fast path, the size limit, and one seed rule everywhere in the library and the CLI."""
+palette snapper's fast path, the size limit, photos refused as label maps, and one seed rule everywhere in
+the library and the CLI."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import pix2pix.images
-from pix2pix import MAX_PIXELS, MAX_SEED, PALETTE, Pix2Pix, check_seed, example_labels, load_image, rgb_to_index
-from pix2pix.images import label_grid
+from pix2pix import (MAX_PIXELS, MAX_SEED, PALETTE, Pix2Pix, check_seed, example_labels, example_photo, load_image,
+                     rgb_to_index)
+from pix2pix.images import NotALabelMapError, label_grid
 from pix2pix.palette import nearest_class
 
 
@@ -82,11 +85,23 @@ def test_non_square_is_stretched_and_keep_size_restores_it(model):
     assert image.size == (300, 100)
 
 
+def test_label_to_tensor_is_the_grid_as_a_tensor(tmp_path):
+    from pix2pix.images import image_to_tensor, label_to_tensor
+
+    noisy = tmp_path / "noisy.jpg"
+    Image.open(example_labels()[1]).convert("RGB").resize((300, 200)).save(noisy, quality=70)
+    for source in (*example_labels()[:2], noisy):
+        tensor, size = label_to_tensor(source)
+        grid, grid_size = label_grid(source)
+        assert size == grid_size and tensor.shape == (3, 256, 256)
+        assert torch.equal(tensor, image_to_tensor(grid))  # the same numbers, straight from the class indices
+
+
 # ----------------------------------------------------------------------------------------------- cost
 def test_snapping_works_on_the_256_grid_whatever_the_upload(monkeypatch):
     seen = []
-    real = pix2pix.images.snap_to_palette
-    monkeypatch.setattr(pix2pix.images, "snap_to_palette", lambda im: seen.append(im.size) or real(im))
+    real = pix2pix.images.match_palette
+    monkeypatch.setattr(pix2pix.images, "match_palette", lambda im: seen.append(im.size) or real(im))
     big = np.empty((2048, 2048, 3), np.uint8)
     big[:] = PALETTE[0]
     big[::2, ::2] = np.clip(PALETTE[5].astype(int) + 3, 0, 255)  # JPEG-like noise near "sill"
@@ -113,6 +128,51 @@ def test_fast_snapper_equals_the_nearest_colour_everywhere():
     # Ties go to the lower class index, as before.
     tie = np.array([[(PALETTE[0].astype(int) + PALETTE[1].astype(int)) // 2]], np.uint8)
     assert rgb_to_index(tie)[0, 0] == nearest_class(tie.reshape(1, 3))[0]
+
+
+# ----------------------------------------------------------------------------------------------- photos
+def _jpeg(image: Image.Image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("label", example_labels(), ids=lambda p: p.stem)
+def test_a_photo_is_refused_and_a_label_map_in_any_state_is_not(model, label):
+    photo = example_photo(label)
+    with pytest.raises(NotALabelMapError, match=rf"{photo.name}: this looks like a photo, not a label map"):
+        label_grid(photo)
+    with pytest.raises(ValueError, match="like the label maps in assets/examples"):  # the library says what instead
+        model.generate(photo, seed=0)
+    with pytest.raises(NotALabelMapError):
+        label_grid(Image.open(photo).convert("L"))  # a greyscale photo too
+    clean = Image.open(label)
+    for version in (clean, _jpeg(clean, 50), clean.convert("RGB").resize((128, 128), Image.BILINEAR).resize((700, 700)),
+                    clean.convert("L")):  # JPEG noise, blur, or a greyscale map of flat levels: still label maps
+        assert label_grid(version)[0].size == (256, 256)
+
+
+def test_flat_images_and_a_label_map_beside_a_photo_are_label_maps():
+    rng = np.random.default_rng(0)
+    labels = np.empty((64, 64, 3), np.uint8)
+    labels[:] = PALETTE[1]
+    labels[10:30, 20:40] = PALETTE[2]
+    photo = np.clip(labels.astype(int) // 2 + rng.integers(0, 96, (64, 64, 3)), 0, 255).astype(np.uint8)
+    with pytest.raises(NotALabelMapError):
+        label_grid(photo)  # noise of a photo alone
+    for image in (np.concatenate([photo, labels], axis=1),  # photo | labels, as the facades pairs are stored
+                  np.zeros((50, 70, 3), np.uint8), Image.new("L", (300, 120), 40)):  # one colour: nothing to call a photo
+        assert label_grid(image)[0].size == (256, 256)
+
+
+def test_the_cli_refuses_a_photo_and_goes_on(tmp_path, tiny_weights, capsys):
+    from pix2pix.__main__ import main
+
+    photo, label = example_photo(example_labels()[2]), example_labels()[2]
+    assert main([str(photo), str(label), "-o", str(tmp_path), "--weights", str(tiny_weights), "--seed", "0"]) == 1
+    err = capsys.readouterr().err
+    assert f"{photo.name}: this looks like a photo, not a label map" in err and "Traceback" not in err
+    assert [p.name for p in tmp_path.iterdir()] == [f"{label.stem}_seed0.png"]
 
 
 # ----------------------------------------------------------------------------------------------- seeds

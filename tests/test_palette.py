@@ -1,9 +1,14 @@
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
+import pix2pix.palette
 from pix2pix.palette import (
-    CLASS_NAMES, NUM_CLASSES, PALETTE, class_index, hex_colors, index_to_rgb, rgb_to_index, snap_to_palette,
+    CLASS_NAMES, NUM_CLASSES, PALETTE, class_index, hex_colors, index_to_rgb, match_palette, rgb_to_index,
+    snap_to_palette,
 )
 
 
@@ -61,3 +66,29 @@ def test_bad_index_maps_are_rejected():
         index_to_rgb(np.full((2, 2), 12))
     with pytest.raises(ValueError, match="unknown class"):
         class_index("roof")
+
+
+def test_the_palette_depends_on_no_other_module_of_the_package():
+    # images.py uses the palette; the palette must not use images.py (or anything else of ours) back.
+    tree = ast.parse(Path(pix2pix.palette.__file__).read_text())
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not {name for name in imported if name.startswith(("pix2pix", "."))} and not any(
+        isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree)), imported
+    images = Path(pix2pix.palette.__file__).with_name("images.py").read_text()
+    assert "from .palette import" in images
+
+
+def test_match_palette_gives_the_class_and_how_far_it_is():
+    rgb = np.array([[PALETTE[2], PALETTE[2] + np.array([0, 3, 0], np.uint8), (128, 128, 128)]], np.uint8)
+    index, distance = match_palette(rgb)
+    assert index.tolist() == [[2, 2, int(np.argmin(((PALETTE.astype(int) - 128) ** 2).sum(1)))]]
+    assert distance[0, 0] == 0 and distance[0, 1] == 9 and distance[0, 2] == ((PALETTE.astype(int) - 128) ** 2).sum(1).min()
+
+
+def test_the_palette_takes_8_bit_pixels_and_says_where_to_convert_others():
+    with pytest.raises(ValueError, match="load_image scales 16-bit and float"):
+        rgb_to_index(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        rgb_to_index(np.zeros((4, 4, 5), np.uint8))
+    assert rgb_to_index(np.ones((2, 2), bool)).shape == (2, 2)

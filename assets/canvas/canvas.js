@@ -6,6 +6,11 @@
 // by CSS, `image-rendering: pixelated`), so every pixel is a palette colour and nothing is antialiased.
 // `props.value` is that grid as a PNG data URL, both ways: the page sends it with each `input` event (a few
 // KB, no file upload), and Python sets it to load an example, a random layout or an upload.
+//
+// Reading the classes: the palette is the data set's, and some neighbours are close (window and facade are
+// two blues). "Outlines" (O) draws every class border on a second canvas laid over the grid, three times
+// finer, so the borders fall between label pixels and never change what is sent; with a mouse, the class
+// under the pointer is named in the line under the board.
 
 const SIZE = props.size;
 const COLOURS = props.classes.map((c) => [1, 3, 5].map((i) => parseInt(c.color.slice(i, i + 2), 16)));
@@ -15,8 +20,11 @@ const LIVE_FIRST_MS = 120; // a stroke's first live update, then one every LIVE_
 const LIVE_EVERY_MS = 200;
 const MAX_UNDO = 100;
 
+const OUTLINE_SCALE = 3; // the outline canvas has 3 x 3 pixels per label pixel: a border is 2 of them wide
+
 const root = element.querySelector(".p2p");
-const canvas = element.querySelector("canvas");
+const canvas = element.querySelector("canvas.p2p-grid");
+const overlay = element.querySelector("canvas.p2p-outline");
 const ctx = canvas.getContext("2d");
 const image = ctx.createImageData(SIZE, SIZE);
 const pixels = new Uint32Array(image.data.buffer);
@@ -32,11 +40,49 @@ let cls = props.start_class;
 let size = props.sizes[1].px;
 let stroke = null; // {x, y, x0, y0, before, started, lastSent}
 let liveTimer = null;
+let outlines = false;
+let hovered = null; // the class under a mouse pointer, or null
 
 // ------------------------------------------------------------------------------------------- drawing
 function render(src = grid) {
   for (let i = 0; i < src.length; i++) pixels[i] = rgba[src[i]];
   ctx.putImageData(image, 0, 0);
+  if (outlines) drawOutlines(src);
+}
+
+// Class borders on the overlay: a dark line, 2 of its pixels wide, on each edge between two label pixels
+// of different classes. Redrawn with the grid (about a millisecond).
+const OW = SIZE * OUTLINE_SCALE;
+const octx = overlay.getContext("2d");
+const oimage = octx.createImageData(OW, OW);
+const opixels = new Uint32Array(oimage.data.buffer);
+const INK = little ? 0xe6101010 : 0x101010e6;
+
+function drawOutlines(src) {
+  const S = OUTLINE_SCALE;
+  opixels.fill(0);
+  for (let y = 0; y < SIZE; y++) {
+    for (let x = 0; x < SIZE; x++) {
+      const i = y * SIZE + x;
+      if (x + 1 < SIZE && src[i + 1] !== src[i]) {
+        const X = S * (x + 1);
+        for (let yy = S * y; yy < S * (y + 1); yy++) opixels[yy * OW + X - 1] = opixels[yy * OW + X] = INK;
+      }
+      if (y + 1 < SIZE && src[i + SIZE] !== src[i]) {
+        const Y = S * (y + 1);
+        opixels.fill(INK, (Y - 1) * OW + S * x, (Y - 1) * OW + S * (x + 1));
+        opixels.fill(INK, Y * OW + S * x, Y * OW + S * (x + 1));
+      }
+    }
+  }
+  octx.putImageData(oimage, 0, 0);
+}
+
+function setOutlines(on) {
+  outlines = on;
+  root.dataset.outline = on ? "on" : "off";
+  root.querySelector("[data-action='outline']").setAttribute("aria-pressed", String(on));
+  if (on) drawOutlines(grid);
 }
 
 function stamp(target, x, y, value) {
@@ -164,6 +210,14 @@ canvas.addEventListener("pointerdown", (event) => {
 });
 
 canvas.addEventListener("pointermove", (event) => {
+  if (!stroke && event.pointerType === "mouse") {
+    const [hx, hy] = cell(event);
+    const under = grid[hy * SIZE + hx];
+    if (under !== hovered) {
+      hovered = under;
+      showState();
+    }
+  }
   if (!stroke || event.pointerId !== stroke.id) return;
   const [x, y] = cell(event);
   if (tool === "rect") {
@@ -195,6 +249,11 @@ function endStroke(event) {
 
 canvas.addEventListener("pointerup", endStroke);
 canvas.addEventListener("pointercancel", endStroke);
+canvas.addEventListener("pointerleave", () => {
+  if (hovered === null) return;
+  hovered = null;
+  showState();
+});
 
 // ------------------------------------------------------------------------------------------- controls
 function setTool(name) {
@@ -219,7 +278,8 @@ function setSize(px) {
 function showState() {
   const what = tool === "eraser" ? "background" : props.classes[cls].name;
   const sized = tool === "brush" || tool === "eraser" ? `, ${size} px` : "";
-  root.querySelector(".p2p-now").textContent = `${tool === "rect" ? "rectangle" : tool}${sized} · ${what}`;
+  const under = hovered === null ? "" : ` · under the pointer: ${props.classes[hovered].name}`;
+  root.querySelector(".p2p-now").textContent = `${tool === "rect" ? "rectangle" : tool}${sized} · ${what}${under}`;
   root.dataset.tool = tool;
   root.dataset.class = String(cls);
 }
@@ -233,10 +293,23 @@ root.addEventListener("click", (event) => {
   else if (button.dataset.action === "undo") undo();
   else if (button.dataset.action === "redo") redo();
   else if (button.dataset.action === "clear") clearAll();
+  else if (button.dataset.action === "outline") setOutlines(!outlines);
 });
 
+// Shortcuts work from anywhere on the page (a fresh page, after clicking Generate, ...), except while the
+// focus is in something one types into: a text or number box keeps its keys (and its own Ctrl+Z).
 const TOOL_KEYS = { b: "brush", r: "rect", f: "fill", e: "eraser" };
-root.addEventListener("keydown", (event) => {
+const NOT_TYPING = new Set(["checkbox", "radio", "button", "submit", "reset", "range", "color", "file", "image"]);
+
+function typing(target) {
+  if (!(target instanceof Element)) return false;
+  if (target.isContentEditable || target.closest("[contenteditable='true'], [contenteditable='']")) return true;
+  if (target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
+  return target.tagName === "INPUT" && !NOT_TYPING.has((target.type || "text").toLowerCase());
+}
+
+function onKey(event) {
+  if (event.defaultPrevented || typing(event.target) || !root.isConnected) return;
   const key = event.key.toLowerCase();
   const mod = event.ctrlKey || event.metaKey;
   if (mod && key === "z") {
@@ -247,6 +320,8 @@ root.addEventListener("keydown", (event) => {
     return;
   } else if (TOOL_KEYS[key]) {
     setTool(TOOL_KEYS[key]);
+  } else if (key === "o") {
+    setOutlines(!outlines);
   } else if (event.key === "Delete" && event.shiftKey) {
     clearAll();
   } else if (key === "[" || key === "]") {
@@ -259,12 +334,18 @@ root.addEventListener("keydown", (event) => {
     setClass(index);
   }
   event.preventDefault();
-});
+}
+
+// One listener per page, even if this script runs again (a re-mounted component replaces the old one).
+if (window.__p2pKeys) document.removeEventListener("keydown", window.__p2pKeys);
+window.__p2pKeys = onKey;
+document.addEventListener("keydown", onKey);
 
 // ------------------------------------------------------------------------------------------- loading
 // Python sets `value` (an example, a random layout, an upload: already snapped to the palette): decode it
-// into the grid. Any colour that is not exactly a palette colour is taken to its nearest one.
-function load(url) {
+// into the grid. Any colour that is not exactly a palette colour is taken to its nearest one. Each load is
+// one undo step, except the page's first picture: a fresh page has nothing to undo.
+function load(url, undoable = true) {
   if (!url) return;
   const picture = new Image();
   picture.onload = () => {
@@ -288,7 +369,7 @@ function load(url) {
       }
       next[i] = index;
     }
-    if (grid.some((v, i) => v !== next[i])) remember(grid);
+    if (undoable && grid.some((v, i) => v !== next[i])) remember(grid);
     grid = next;
     render();
     root.dataset.loaded = String(Number(root.dataset.loaded || 0) + 1);
@@ -299,10 +380,14 @@ function load(url) {
 watch("value", () => load(props.value));
 
 // Test and scripting hook on the <canvas>: the grid as class indices, and the tool state.
-canvas.p2p = { grid: () => grid, state: () => ({ tool, cls, size, undo: undoStack.length, redo: redoStack.length }) };
+canvas.p2p = {
+  grid: () => grid,
+  state: () => ({ tool, cls, size, outlines, hovered, undo: undoStack.length, redo: redoStack.length }),
+};
 
 setTool("brush");
 setClass(cls);
 setSize(size);
+setOutlines(false);
 render();
-load(props.value);
+load(props.value, false);

@@ -1,0 +1,69 @@
+"""The README's pictures of the app (a script, not a test): the desktop page with its variations, and a phone.
+
+    PYTHONPATH=. python tests/screenshots.py                         # the bundled weights -> assets/
+    PYTHONPATH=. python tests/screenshots.py --weights runs/x/export --out /tmp
+
+Starts `python app.py` on 127.0.0.1 (as a user would), opens it in Debian's /usr/bin/chromium, and on a
+1280-wide desktop page clicks "4 variations" on the first example and waits for the four facades; on a
+390x844 phone (touch) it waits for the first facade. Each is saved once everything on it has loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.load_benchmark import app_process  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+READY_JS = ("() => { const c = document.querySelector('#canvas canvas'); const i = document.querySelector('#facade img');"
+            " return c && c.p2p && i && i.complete && i.naturalWidth > 0; }")
+VARIATIONS_JS = ("() => { const t = Array.from(document.querySelectorAll('#variations img'));"
+                 " return t.length === 4 && t.every(i => i.complete && i.naturalWidth > 0); }")
+
+
+def shoot(url: str, out: Path) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    desktop, phone = out / "screenshot.png", out / "screenshot-phone.png"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            page.wait_for_function(READY_JS, timeout=120_000)
+            page.locator("#variations-btn").click()
+            page.wait_for_function(VARIATIONS_JS, timeout=120_000)
+            page.mouse.move(0, 0)  # no hover state in the picture
+            page.screenshot(path=str(desktop), full_page=True)
+            page.close()
+            page = browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
+                                    device_scale_factor=2)
+            page.goto(url)
+            page.wait_for_function(READY_JS, timeout=120_000)
+            page.screenshot(path=str(phone))
+        finally:
+            browser.close()
+    return [desktop, phone]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="tests/screenshots.py", description=__doc__.splitlines()[0])
+    p.add_argument("--weights", help="weights (default: the bundled ones)")
+    p.add_argument("--out", type=Path, default=REPO / "assets", help="folder for screenshot.png and screenshot-phone.png")
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with app_process(args.weights, "cpu") as (url, _):
+        for path in shoot(url, args.out):
+            print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()
