@@ -260,7 +260,7 @@ def test_bundle_writes_fp16_weights_card_and_results(tmp_path, tiny_generator):
     run = tmp_path / "run"
     tiny_generator.save_pretrained(run / "export")
     (run / "export" / "README.md").write_text("# card\n\n![samples](sample.png)\n")
-    out, results = tmp_path / "weights", tmp_path / "results.png"
+    out, results = tmp_path / "weights", tmp_path / "results.jpg"
     bundle(run, out, results)
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
@@ -271,9 +271,9 @@ def test_bundle_writes_fp16_weights_card_and_results(tmp_path, tiny_generator):
     b = np.asarray(original.generate(label, seed=1)[0], dtype=int)
     assert np.abs(a - b).max() <= 3  # fp16 storage moves the image by a grey level or so
     card = (out / "README.md").read_text()
-    assert "![results](../results.png)" in card and "differs from the paper" in card
+    assert "![results](../results.jpg)" in card and "differs from the paper" in card
     n = len(example_labels())
-    assert Image.open(results).size == (6 * 256 + 7 * 4, n * 256 + (n + 1) * 4)  # label | 4 seeds | photo, a row each
+    assert Image.open(results).format == "JPEG" and Image.open(results).size == (6 * 256 + 7 * 4, n * 256 + (n + 1) * 4)  # label | 4 seeds | photo, a row each
 
 
 def test_the_card_sets_the_replaced_model_beside_the_new_one():
