@@ -11,6 +11,7 @@ variety between seeds can be seen; JPEG at quality 90: a fifth of the PNG's 5 MB
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def save_fp16(export: Path, out: Path) -> None:
     shutil.copyfile(export / CONFIG_NAME, out / CONFIG_NAME)
 
 
-#: The results grid is a README picture, not a measurement: at 90 it is 1 MB where the PNG was 5 MB.
+#: The README's results grid. A picture, not a measurement: JPEG at 90 is 1 MB where the PNG was 5 MB.
+RESULTS_GRID = ASSETS_DIR / "results.jpg"
 JPEG_QUALITY = 90
 
 
@@ -104,7 +106,7 @@ def comparison(previous: dict, new: dict, split: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bundle(run: Path, out: Path = BUNDLED_WEIGHTS, results: Path = ASSETS_DIR / "results.jpg",
+def bundle(run: Path, out: Path = BUNDLED_WEIGHTS, results: Path = RESULTS_GRID,
            data: Path | None = None) -> dict:
     """``data``: a split to evaluate the fp16 weights on, and the weights already in ``out`` (the model
     being replaced) too, so that the card shows the two side by side."""
@@ -123,7 +125,7 @@ def bundle(run: Path, out: Path = BUNDLED_WEIGHTS, results: Path = ASSETS_DIR / 
                  f"seeds 0..{metrics['n'] - 1}; `python -m train.evaluate`): {metrics_text(metrics)}.\n")
         if previous is not None:
             card += comparison(previous, metrics, data.name)
-    card = card.replace("![samples](sample.png)", f"![results](../{results.name})")
+    card = card.replace("![samples](sample.png)", f"![results]({os.path.relpath(results, out)})")
     (out / "README.md").write_text(card + DIFFERENCES)
     for extra in ("sample.png",):
         (out / extra).unlink(missing_ok=True)
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--run", required=True, type=Path, help="a finished run folder (with export/)")
     p.add_argument("--out", type=Path, default=BUNDLED_WEIGHTS, help="where the weights and model card go")
-    p.add_argument("--results", type=Path, default=ASSETS_DIR / "results.jpg", help="the README's results grid")
+    p.add_argument("--results", type=Path, default=RESULTS_GRID, help="the README's results grid")
     p.add_argument("--data", type=Path, help="a split to evaluate the fp16 weights on, and the weights they "
                    "replace, side by side in the card (e.g. facades/test)")
     args = p.parse_args(argv)
