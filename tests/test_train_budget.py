@@ -171,7 +171,9 @@ def test_budget_run_ends_on_time_decayed_and_resume_keeps_its_plan(tmp_path, cap
     out = capsys.readouterr().out
     assert "the first epoch is timed" in out and "plan:" in out
     ck = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=False)["run"]
-    assert ck["planned"] and ck["frozen"] and ck["epoch"] == ck["epochs"] + ck["epochs_decay"] >= 4
+    # >= 2, not more: how many epochs fit in 6 s depends on the machine's load (a run beside it); that the plan
+    # ends with a decay, on time, does not.
+    assert ck["planned"] and ck["frozen"] and ck["epoch"] == ck["epochs"] + ck["epochs_decay"] >= 2
     assert 1 <= ck["epochs_decay"] <= ck["epochs"]  # half and half, less when the speed rose after the first plan
     epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     lrs = [r["lr"] for r in epochs if r["type"] == "epoch"]

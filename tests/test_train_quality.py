@@ -188,6 +188,31 @@ def test_a_checkpoint_of_another_shape_is_refused_not_skipped(two_epoch_run):
         main([*args, "--ngf", "16"])
 
 
+# ----------------------------------------------------------------------------------------------- warm start
+def test_init_from_starts_the_generator_from_published_weights(data, tmp_path):  # noqa: F811
+    torch.manual_seed(1)
+    published = UnetGenerator(ngf=8, num_downs=6, nz=4)
+    published.save_pretrained(tmp_path / "published")
+    args = [*TINY, *CODED, "--data", str(data), "--epochs", "1", "--epochs-decay", "0", "--no-evaluate",
+            "--init-from", str(tmp_path / "published")]
+    with pytest.warns(UserWarning):  # lr 0: nothing moves, so the export is the published generator exactly
+        main([*args, "--lr", "0", "--run-dir", str(tmp_path / "frozen")])
+    exported = load_file(tmp_path / "frozen" / "export" / "model.safetensors")
+    assert all(torch.equal(exported[k], v) for k, v in published.state_dict().items())
+    with pytest.warns(UserWarning):  # trained on from there: moved, and still far nearer it than a fresh start
+        main([*args, "--run-dir", str(tmp_path / "trained")])
+    trained = load_file(tmp_path / "trained" / "export" / "model.safetensors")
+    torch.manual_seed(0)
+    fresh = UnetGenerator(ngf=8, num_downs=6, nz=4).state_dict()
+    gap = lambda a: sum((a[k].float() - v).abs().sum() for k, v in published.state_dict().items())  # noqa: E731
+    assert 0 < gap(trained) < gap(fresh) / 3
+    assert "`--init-from published`" in (tmp_path / "trained" / "export" / "README.md").read_text()
+    with pytest.raises(SystemExit, match="same --ngf and --nz"), pytest.warns(UserWarning):
+        main([*args, "--ngf", "16", "--run-dir", str(tmp_path / "wider")])
+    with pytest.raises(SystemExit, match="--init-from"), pytest.warns(UserWarning):
+        main([*args[:-1], str(tmp_path / "nothing-here"), "--run-dir", str(tmp_path / "missing")])
+
+
 # ----------------------------------------------------------------------------------------------- card
 def test_model_card_names_the_data_set_and_the_figures(tmp_path):
     assert data_name("/home/me/../shared/datasets/facades") == "CMP Facades"
@@ -202,3 +227,4 @@ def test_model_card_names_the_data_set_and_the_figures(tmp_path):
     assert "CMP Facades, 400 training pairs" in card and "shared" not in card
     assert "| 123.5 |" in card and "| 0.0500 |" in card and "| 30.1 |" in card
     assert "mode seeking" in card and "decay 0.999" in card and "latent code of 8" in card
+    assert "| initialisation | random (normal, std 0.02) |" in card

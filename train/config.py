@@ -83,6 +83,10 @@ class TrainConfig:
     ema: float = opt(0.0, "decay of the exponential moving average of the generator's weights, which are then "
                           "the ones sampled, evaluated and exported (0: off, the paper; 0.999 averages about "
                           "the last 1000 steps)")
+    init_from: str | None = opt(None, metavar="WEIGHTS", help="start the generator from these weights (an export "
+                                      "folder, .safetensors, official .pth or Hub repo id; same --ngf and --nz) instead "
+                                      "of random ones: fine-tuning, or a second stage of a run whose folder is gone. "
+                                      "The discriminator and the optimisers start fresh; a resumed run ignores it")
     seed: int = opt(0, "seed for initialisation, data order, jitter and dropout (runs repeat exactly)")
     # Speed
     device: str = opt("auto", metavar="DEVICE", help="cuda, cpu, mps or auto (under torchrun: one GPU per process)")

@@ -148,6 +148,8 @@ def write_model_card(folder: Path, config: dict, summary: dict) -> None:
     ms = f" + {c['lambda_ms']:g} x mode seeking (MSGAN)" if c.get("lambda_ms") else ""
     ema_text = (f"decay {c['ema']:g} (warm-up min(decay, (1+n)/(10+n))); the exported weights are the average"
                 if c.get("ema") else "none (the last weights are exported)")
+    init = (f"the generator of an earlier model (`--init-from {Path(c['init_from']).name}`), trained on from there; "
+            "the discriminator and the optimisers started fresh" if c.get("init_from") else "random (normal, std 0.02)")
     card = f"""---
 library_name: facade-pix2pix
 license: mit
@@ -167,6 +169,7 @@ CMP facade label map into a photo-like facade. Load it with `Pix2Pix.load("<this
 | generator | U-Net {size}x{size} ({size.bit_length() - 1} down-samplings), ngf {c['ngf']}, instance norm, dropout 0.5{code} |
 | discriminator | PatchGAN, {c['n_layers_d']} layers, ndf {c['ndf']} |
 | loss | GAN (BCE with logits) + {c['lambda_l1']:g} x L1{ms}; discriminator loss halved |
+| initialisation | {init} |
 | EMA | {ema_text} |
 | precision | {c.get('precision', 'fp32')} (bf16 autocast where timed faster; see the start-up line) |
 | optimiser | Adam lr {c['lr']:g}, betas ({c['beta1']:g}, {c['beta2']:g}) |

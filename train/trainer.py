@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from pix2pix import PatchDiscriminator, UnetGenerator, resolve_device
+from pix2pix import PatchDiscriminator, UnetGenerator, load_generator, resolve_device
 from pix2pix.device import keep_freed_memory
 
 from .budget import BudgetPlanner
@@ -128,6 +128,21 @@ def save(cfg: TrainConfig, G, D, opt_g, opt_d, ema, run: RunState, rank: int, wo
 
 
 # ----------------------------------------------------------------------------------------------- train
+def init_generator(G: UnetGenerator, weights: str) -> None:
+    """Copy trained weights into ``G``. Why: a model can be improved by training on from what was published
+    (its run folder, with the discriminator, may be long gone), which costs far less than starting over."""
+    try:
+        source = load_generator(weights)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise SystemExit(f"--init-from: {e}") from None
+    try:
+        with torch.no_grad():
+            G.load_state_dict(source.state_dict())
+    except RuntimeError as e:
+        raise SystemExit(f"--init-from {weights}: these weights do not fit the generator this run builds "
+                         f"(give the same --ngf and --nz they were trained with): {str(e).splitlines()[0]}") from None
+
+
 def train(cfg: TrainConfig) -> Path:
     started = time.monotonic()
     rank, world, device = setup_distributed(cfg)
@@ -178,6 +193,9 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
     torch.manual_seed(cfg.seed)
     G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs, nz=cfg.nz).to(device)
     D = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d).to(device)
+    if cfg.init_from:  # before the EMA is made, so that it starts from these weights too
+        init_generator(G, cfg.init_from)
+        say(f"generator initialised from {cfg.init_from} (discriminator and optimisers fresh)")
     if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     opt_g, opt_d = make_optimizers(cfg, G, D, fused=cfg.fused_adam and is_cuda)
