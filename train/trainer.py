@@ -128,8 +128,8 @@ def save(cfg: TrainConfig, G, D, opt_g, opt_d, ema, run: RunState, rank: int, wo
 
 
 # ----------------------------------------------------------------------------------------------- train
-def init_generator(G: UnetGenerator, weights: str) -> None:
-    """Copy trained weights into ``G``. Why: a model can be improved by training on from what was published
+def init_generator(weights: str, *generators: torch.nn.Module) -> None:
+    """Copy trained weights into each of ``generators`` (the generator and its EMA). Why: a model can be improved by training on from what was published
     (its run folder, with the discriminator, may be long gone), which costs far less than starting over."""
     try:
         source = load_generator(weights)
@@ -137,7 +137,8 @@ def init_generator(G: UnetGenerator, weights: str) -> None:
         raise SystemExit(f"--init-from: {e}") from None
     try:
         with torch.no_grad():
-            G.load_state_dict(source.state_dict())
+            for G in generators:
+                G.load_state_dict(source.state_dict())
     except RuntimeError as e:
         raise SystemExit(f"--init-from {weights}: these weights do not fit the generator this run builds "
                          f"(give the same --ngf and --nz they were trained with): {str(e).splitlines()[0]}") from None
@@ -193,9 +194,6 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
     torch.manual_seed(cfg.seed)
     G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs, nz=cfg.nz).to(device)
     D = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d).to(device)
-    if cfg.init_from:  # before the EMA is made, so that it starts from these weights too
-        init_generator(G, cfg.init_from)
-        say(f"generator initialised from {cfg.init_from} (discriminator and optimisers fresh)")
     if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     opt_g, opt_d = make_optimizers(cfg, G, D, fused=cfg.fused_adam and is_cuda)
@@ -228,9 +226,13 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
             f"(global step {run.global_step})")
         if master:
             metrics.truncate_after(run.global_step)
-    elif master and metrics.path.exists():
-        say(f"starting over in {run_dir} (--no-resume or no checkpoint)")
-        metrics.path.unlink()
+    else:
+        if cfg.init_from:  # only for a fresh start: a resumed run has its own weights (and needs no file of these)
+            init_generator(cfg.init_from, G, *([ema.module] if ema else []))
+            say(f"generator initialised from {cfg.init_from} (discriminator and optimisers fresh)")
+        if master and metrics.path.exists():
+            say(f"starting over in {run_dir} (--no-resume or no checkpoint)")
+            metrics.path.unlink()
     elapsed_before = run.elapsed  # wall time of earlier processes of this run
     steps_per_epoch = -(-sampler.num_samples // cfg.batch_size)
     planner = None
