@@ -187,7 +187,7 @@ CMP facade label map into a photo-like facade. Load it with `Pix2Pix.load("<this
 ## Training
 
 {summary['epochs_done']} epochs, {summary['steps']} steps, {summary['train_seconds'] / 60:.1f} minutes of training
-on {summary['device']}{wall_text}: {speed:.2f} images/s. Final epoch losses: {losses}.
+on {summary['device']}{wall_text}: {speed:.2f} label maps/s (a map, not each of its codes, counts once). Final epoch losses: {losses}.
 
 ## Evaluation
 
