@@ -77,6 +77,32 @@ def test_mode_seeking_step_runs_two_codes_and_trains_the_code_weights():
         TrainConfig(lambda_ms=1.0).check()
 
 
+def test_discriminator_warmup_step_moves_only_the_discriminator():
+    torch.manual_seed(0)
+    cfg = TrainConfig(ngf=8, ndf=8, image_size=64, nz=4, lambda_ms=1.0, lambda_l1=10.0, d_warmup=5).check()
+    G, D = UnetGenerator(ngf=8, num_downs=6, nz=4), PatchDiscriminator(ndf=8)
+    opt_g, opt_d = make_optimizers(cfg, G, D)
+    ema = make_ema(G, 0.9)
+    ema.update_parameters(G)
+    x, y = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    g_before, d_before = copy_state(G), copy_state(D)
+    ema_before = copy_state(ema.module)
+    losses = train_step(G, D, D, opt_g, opt_d, x, y, Objective.of(cfg), ema=ema, train_g=False)
+    assert all(torch.equal(v, G.state_dict()[k]) for k, v in g_before.items())  # the generator held still
+    assert all(torch.equal(v, ema.module.state_dict()[k]) for k, v in ema_before.items())  # and its average
+    assert not all(torch.equal(v, D.state_dict()[k]) for k, v in d_before.items())  # the discriminator learnt
+    g_gan, g_l1, g_ms, d_real, d_fake = losses.tolist()
+    assert g_gan > 0 and g_l1 > 0 and g_ms == 0 and d_real > 0 and d_fake > 0
+    train_step(G, D, D, opt_g, opt_d, x, y, Objective.of(cfg), ema=ema)  # after the warm-up: both move
+    assert not all(torch.equal(v, G.state_dict()[k]) for k, v in g_before.items())
+    with pytest.raises(SystemExit, match="--d-warmup"):
+        TrainConfig(d_warmup=-1).check()
+
+
+def copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
 # ----------------------------------------------------------------------------------------------- EMA
 def test_ema_warms_up_then_averages():
     torch.manual_seed(0)
@@ -199,6 +225,10 @@ def test_init_from_starts_the_generator_from_published_weights(data, tmp_path): 
         main([*args, "--lr", "0", "--run-dir", str(tmp_path / "frozen")])
     exported = load_file(tmp_path / "frozen" / "export" / "model.safetensors")
     assert all(torch.equal(exported[k], v) for k, v in published.state_dict().items())
+    with pytest.warns(UserWarning):  # a discriminator warm-up as long as the run: the generator never moves
+        main([*args, "--d-warmup", "1000", "--run-dir", str(tmp_path / "warmup")])
+    warmed = load_file(tmp_path / "warmup" / "export" / "model.safetensors")
+    assert all(torch.equal(warmed[k], v) for k, v in published.state_dict().items())
     with pytest.warns(UserWarning):  # trained on from there: moved, and still far nearer it than a fresh start
         main([*args, "--run-dir", str(tmp_path / "trained")])
     trained = load_file(tmp_path / "trained" / "export" / "model.safetensors")

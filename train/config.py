@@ -87,6 +87,9 @@ class TrainConfig:
                                       "folder, .safetensors, official .pth or Hub repo id; same --ngf and --nz) instead "
                                       "of random ones: fine-tuning, or a second stage of a run whose folder is gone. "
                                       "The discriminator and the optimisers start fresh; a resumed run ignores it")
+    d_warmup: int = opt(0, "steps at the start of the run in which only the discriminator trains (the generator and "
+                           "its EMA stay still): with --init-from, a fresh discriminator first learns the trained "
+                           "generator's faults, so its first gradients refine the generator instead of scrambling it")
     seed: int = opt(0, "seed for initialisation, data order, jitter and dropout (runs repeat exactly)")
     # Speed
     device: str = opt("auto", metavar="DEVICE", help="cuda, cpu, mps or auto (under torchrun: one GPU per process)")
@@ -139,7 +142,7 @@ class TrainConfig:
             raise SystemExit("--data-a and --data-b go together")
         if self.data and self.data_a:
             raise SystemExit("give either --data or --data-a/--data-b, not both")
-        for name in ("epochs", "epochs_decay", "limit", "eval_limit"):
+        for name in ("epochs", "epochs_decay", "limit", "eval_limit", "d_warmup"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise SystemExit(f"--{name.replace('_', '-')} must be >= 0")

@@ -149,7 +149,9 @@ def write_model_card(folder: Path, config: dict, summary: dict) -> None:
     ema_text = (f"decay {c['ema']:g} (warm-up min(decay, (1+n)/(10+n))); the exported weights are the average"
                 if c.get("ema") else "none (the last weights are exported)")
     init = (f"the generator of an earlier model (`--init-from {Path(c['init_from']).name}`), trained on from there; "
-            "the discriminator and the optimisers started fresh" if c.get("init_from") else "random (normal, std 0.02)")
+            "the discriminator and the optimisers started fresh"
+            + (f", the discriminator trained alone for the first {c['d_warmup']} steps" if c.get("d_warmup") else "")
+            if c.get("init_from") else "random (normal, std 0.02)")
     card = f"""---
 library_name: facade-pix2pix
 license: mit

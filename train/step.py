@@ -99,8 +99,11 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 # ----------------------------------------------------------------------------------------------- step
 def train_step(G, D, D_for_g, opt_g, opt_d, x: torch.Tensor, y: torch.Tensor, objective: Objective,
-               autocast=contextlib.nullcontext, ema: AveragedModel | None = None) -> torch.Tensor:
+               autocast=contextlib.nullcontext, ema: AveragedModel | None = None, train_g: bool = True) -> torch.Tensor:
     """One pix2pix step. Returns (g_gan, g_l1, g_ms, d_real, d_fake) as a detached tensor.
+
+    ``train_g=False`` updates the discriminator alone (``--d-warmup``): the generator's losses are still
+    measured, but nothing of it (nor its EMA) moves.
 
     The discriminator sees (fake, real) in one batched call (exact per sample: instance norm); the
     generator's step calls it without DDP (``D_for_g``) with its parameters frozen. The latent codes (when
@@ -123,6 +126,11 @@ def train_step(G, D, D_for_g, opt_g, opt_d, x: torch.Tensor, y: torch.Tensor, ob
     d_real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
     (0.5 * (d_fake + d_real)).backward()
     opt_d.step()
+    if not train_g:
+        with torch.no_grad():
+            g_gan = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+            g_l1 = F.l1_loss(fake.float(), y.float())
+        return torch.stack([g_gan, g_l1, torch.zeros_like(g_l1), d_real, d_fake]).detach()
     # Generator: BCE(D(x, fake), 1) + lambda_l1 * L1(fake, real) + lambda_ms * mode seeking
     D.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)

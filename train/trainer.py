@@ -209,7 +209,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
         f"{cfg.batch_size}{' x 2 codes' if objective.copies == 2 else ''} x {world} process(es), lr {cfg.lr:g}, "
         f"{precision} ({why}), on {device} (recipe {cfg.recipe})")
     say(f"loss: GAN + {cfg.lambda_l1:g} x L1" + (f" + {cfg.lambda_ms:g} x mode seeking" if cfg.lambda_ms else "")
-        + (f"; EMA of the generator, decay {cfg.ema:g}" if ema else ""))
+        + (f"; EMA of the generator, decay {cfg.ema:g}" if ema else "")
+        + (f"; the first {cfg.d_warmup} steps train the discriminator alone" if cfg.d_warmup else ""))
 
     # Resume from latest.pt in the run folder (the same command again continues), unless --no-resume.
     torch.manual_seed(cfg.seed + rank)
@@ -295,7 +296,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 if channels_last:
                     x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
-                losses = train_step(G_train, D_train, D_for_g, opt_g, opt_d, x, y, objective, autocast, ema)
+                losses = train_step(G_train, D_train, D_for_g, opt_g, opt_d, x, y, objective, autocast, ema,
+                                    train_g=run.global_step >= cfg.d_warmup)
                 sums += losses
                 n_steps += 1
                 run.step_in_epoch += 1
