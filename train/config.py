@@ -89,7 +89,7 @@ class TrainConfig:
                                       "The discriminator and the optimisers start fresh; a resumed run ignores it")
     d_warmup: int = opt(0, "steps at the start of the run in which only the discriminator trains (the generator and "
                            "its EMA stay still): with --init-from, a fresh discriminator first learns the trained "
-                           "generator's faults, so its first gradients refine the generator instead of scrambling it")
+                           "generator's faults before its gradients reach the generator")
     seed: int = opt(0, "seed for initialisation, data order, jitter and dropout (runs repeat exactly)")
     # Speed
     device: str = opt("auto", metavar="DEVICE", help="cuda, cpu, mps or auto (under torchrun: one GPU per process)")
