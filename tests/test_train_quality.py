@@ -50,8 +50,11 @@ def test_a_coded_model_repeats_per_seed_alone_or_batched_and_stochastic_off_is_z
     x = torch.rand(3, 256, 256) * 2 - 1
     batched = model.generate_batch([x, x, x], [3, 4, 5])
     alone = model.generate_batch([x], [4])[0]
-    px = lambda im: np.asarray(im)  # noqa: E731
-    assert np.array_equal(px(batched[1]), px(alone)) and not np.array_equal(px(batched[0]), px(batched[1]))
+    px = lambda im: np.asarray(im).astype(np.int16)  # noqa: E731
+    # Equal up to rounding: oneDNN may pick other kernels for a batch of 3 than of 1 (seen on a Zen 3),
+    # which moves a pixel by a grey level; another seed moves the picture by far more.
+    assert np.abs(px(batched[1]) - px(alone)).max() <= 2
+    assert np.abs(px(batched[0]) - px(batched[1])).mean() > 5
     off = model.generate_batch([x, x], [3, 4], stochastic=False)
     assert np.array_equal(px(off[0]), px(off[1]))
     with torch.inference_mode():
