@@ -246,6 +246,22 @@ def test_init_from_starts_the_generator_from_published_weights(data, tmp_path): 
         main([*args[:-1], str(tmp_path / "nothing-here"), "--run-dir", str(tmp_path / "missing")])
 
 
+def test_the_discriminator_can_learn_at_its_own_rate(data, tmp_path):  # noqa: F811
+    G, D = UnetGenerator(ngf=8, num_downs=6), PatchDiscriminator(ndf=8)
+    opt_g, opt_d = make_optimizers(TrainConfig().check(), G, D)
+    assert opt_g.param_groups[0]["lr"] == opt_d.param_groups[0]["lr"] == 2e-4  # default: --lr for both
+    args = [*TINY, *CODED, "--data", str(data), "--epochs", "1", "--epochs-decay", "1", "--no-evaluate",
+            "--lr", "1e-4", "--lr-d", "3e-4", "--run-dir", str(tmp_path / "ttur")]
+    with pytest.warns(UserWarning):
+        main(args)
+    ck = read_checkpoint(tmp_path / "ttur" / "checkpoints" / "latest.pt")
+    lr_g, lr_d = ck["opt_g"]["param_groups"][0]["lr"], ck["opt_d"]["param_groups"][0]["lr"]
+    assert 0 < lr_g < 1e-4 and lr_d == pytest.approx(3 * lr_g)  # both on the same decaying schedule
+    assert "Adam lr 0.0001 (discriminator 0.0003)" in (tmp_path / "ttur" / "export" / "README.md").read_text()
+    with pytest.raises(SystemExit, match="--lr-d must be >= 0"):
+        TrainConfig(lr_d=-1e-4).check()
+
+
 # ----------------------------------------------------------------------------------------------- card
 def test_model_card_names_the_data_set_and_the_figures(tmp_path):
     assert data_name("/home/me/../shared/datasets/facades") == "CMP Facades"

@@ -73,7 +73,10 @@ class TrainConfig:
                                         "--epochs and --epochs-decay are chosen (half and half) to end on time")
     batch_size: int = opt(1, "images per step (per process under torchrun); exact per sample thanks to instance "
                              "norm. For B > 1 try --lr 2e-4*sqrt(B) (see README)")
-    lr: float = opt(2e-4, "Adam learning rate for both networks")
+    lr: float = opt(2e-4, "Adam learning rate for both networks (the discriminator's: see --lr-d)")
+    lr_d: float | None = opt(None, "Adam learning rate of the discriminator (default: --lr). A higher one than the "
+                                   "generator's (TTUR) lets a fresh discriminator keep up with a trained generator "
+                                   "that is only being fine-tuned; it follows the same schedule")
     beta1: float = opt(0.5, "Adam beta1")
     beta2: float = opt(0.999, "Adam beta2")
     lambda_l1: float = opt(100.0, "weight of the L1 loss against the GAN loss")
@@ -122,6 +125,10 @@ class TrainConfig:
         return self.epochs + self.epochs_decay
 
     @property
+    def resolved_lr_d(self) -> float:
+        return self.lr if self.lr_d is None else self.lr_d
+
+    @property
     def num_downs(self) -> int:
         return self.image_size.bit_length() - 1
 
@@ -150,6 +157,10 @@ class TrainConfig:
             raise SystemExit("--epochs + --epochs-decay must be at least 1")
         if self.lambda_ms > 0 and self.nz < 1:
             raise SystemExit("--lambda-ms needs a latent code to act on: add --nz 8 (the MSGAN and DSGAN value)")
+        for name in ("lr", "lr_d"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise SystemExit(f"--{name.replace('_', '-')} must be >= 0, got {value}")
         if not 0 <= self.ema < 1:
             raise SystemExit(f"--ema must be in [0, 1) (0: off), got {self.ema}")
         if self.nz < 0:

@@ -52,10 +52,11 @@ class Objective:
 
 def make_optimizers(cfg: TrainConfig, G: torch.nn.Module, D: torch.nn.Module,
                     fused: bool = False) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    kw = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2)}
+    kw = {"betas": (cfg.beta1, cfg.beta2)}
     if fused:
         kw["fused"] = True
-    return torch.optim.Adam(G.parameters(), **kw), torch.optim.Adam(D.parameters(), **kw)
+    return (torch.optim.Adam(G.parameters(), lr=cfg.lr, **kw),
+            torch.optim.Adam(D.parameters(), lr=cfg.resolved_lr_d, **kw))
 
 
 def lr_factor(step: int, constant_steps: int, decay_steps: int) -> float:
@@ -67,10 +68,9 @@ def lr_factor(step: int, constant_steps: int, decay_steps: int) -> float:
     return 1.0 - max(0, step + 1 - constant_steps) / float(decay_steps + 1)
 
 
-def set_lr(optimizers: tuple[torch.optim.Optimizer, ...], lr: float) -> None:
-    for opt in optimizers:
-        for group in opt.param_groups:
-            group["lr"] = lr
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 # ----------------------------------------------------------------------------------------------- EMA
@@ -114,7 +114,7 @@ def train_step(G, D, D_for_g, opt_g, opt_d, x: torch.Tensor, y: torch.Tensor, ob
         x, y = torch.cat([x, x]), torch.cat([y, y])
     if objective.nz:
         z = torch.randn(x.shape[0], objective.nz, device=x.device)
-    with autocast():
+    with autocast(), torch.set_grad_enabled(train_g):  # a warm-up step needs no graph through G
         fake = G(x, z=z) if z is not None else G(x)
     # Discriminator: 0.5 * (BCE(D(x, fake), 0) + BCE(D(x, real), 1))
     D.requires_grad_(True)

@@ -206,7 +206,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
         precision, why = choice
     say(f"model: U-Net {cfg.image_size} ngf {cfg.ngf}{f' nz {cfg.nz}' if cfg.nz else ''} "
         f"({sum(p.numel() for p in G.parameters()) / 1e6:.1f}M parameters) + PatchGAN ndf {cfg.ndf}, batch "
-        f"{cfg.batch_size}{' x 2 codes' if objective.copies == 2 else ''} x {world} process(es), lr {cfg.lr:g}, "
+        f"{cfg.batch_size}{' x 2 codes' if objective.copies == 2 else ''} x {world} process(es), lr {cfg.lr:g}"
+        f"{f' (discriminator {cfg.lr_d:g})' if cfg.lr_d is not None else ''}, "
         f"{precision} ({why}), on {device} (recipe {cfg.recipe})")
     say(f"loss: GAN + {cfg.lambda_l1:g} x L1" + (f" + {cfg.lambda_ms:g} x mode seeking" if cfg.lambda_ms else "")
         + (f"; EMA of the generator, decay {cfg.ema:g}" if ema else "")
@@ -291,8 +292,10 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device, starte
                 if n_steps and stop.requested(world, device, run.global_step):
                     interrupted = True
                     break
-                lr = cfg.lr * lr_factor(run.global_step, run.epochs * steps_per_epoch, run.epochs_decay * steps_per_epoch)
-                set_lr((opt_g, opt_d), lr)
+                factor = lr_factor(run.global_step, run.epochs * steps_per_epoch, run.epochs_decay * steps_per_epoch)
+                lr = cfg.lr * factor
+                set_lr(opt_g, lr)
+                set_lr(opt_d, cfg.resolved_lr_d * factor)
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 if channels_last:
                     x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
