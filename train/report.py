@@ -174,7 +174,7 @@ CMP facade label map into a photo-like facade. Load it with `Pix2Pix.load("<this
 | initialisation | {init} |
 | EMA | {ema_text} |
 | precision | {c.get('precision', 'fp32')} (bf16 autocast where timed faster; see the start-up line) |
-| optimiser | Adam lr {c['lr']:g}{f" (discriminator {c['lr_d']:g})" if c.get('lr_d') else ''}, betas ({c['beta1']:g}, {c['beta2']:g}) |
+| optimiser | Adam lr {c['lr']:g}{f" (discriminator {c['lr_d']:g})" if c.get('lr_d') is not None else ''}, betas ({c['beta1']:g}, {c['beta2']:g}) |
 | recipe | `--recipe {c.get('recipe', 'paper')}`{budget} |
 | schedule | {summary.get('epochs_constant', c['epochs'])} epochs at constant lr + {summary.get('epochs_decay', c['epochs_decay'])} of linear decay (per step) |
 | batch size | {c['batch_size']} x {summary.get('world_size', 1)} process(es) |
