@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .fast import PRECISION_HELP, PRECISIONS
 from .predictor import Pix2Pix, WeightsNotFoundError
 from .seeds import MAX_SEED, check_seed, random_seed, seed_range
+from .speed import PRECISION_HELP, PRECISIONS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 

@@ -9,9 +9,9 @@ interleaved rounds in one process, so machine noise hits them alike and the rati
 absolute times wander.
 
 The end-to-end table puts ``Pix2Pix.generate`` on a 256x256 label PNG (reading, snapping, dropout masks,
-forward, conversion to a PIL image: everything a caller waits for), with the precision ``auto`` picks
-here, beside a naive forward of the same network (fp32, eager, ``no_grad``) on the already-prepared
-tensor, for each ``--ngf``.
+forward, conversion to a PIL image: everything a caller waits for), with the plan ``auto`` picks here
+(``pix2pix.speed``), beside a plain forward of the same network (fp32, eager, ``no_grad``, masks and latent
+code included) on the already-prepared tensor: for the bundled model, then a random network per ``--ngf``.
 """
 
 from __future__ import annotations
@@ -34,21 +34,21 @@ def _sync(device: torch.device) -> None:
 
 
 def _variants(model: UnetGenerator, device: torch.device, compile: bool) -> dict[str, Callable]:
-    """name -> forward taking (x, masks). The first is the baseline the others are compared with."""
+    """name -> forward taking (x, masks, z). The first is the baseline the others are compared with."""
     low = "fp16" if device.type == "cuda" else "bf16"
     has_low = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
     precisions = ["fp32", low] if has_low else ["fp32"]
 
-    def baseline(x, masks):
+    def baseline(x, masks, z):
         with torch.no_grad():
-            return model(x, masks=masks)
+            return model(x, masks=masks, z=z)
 
     variants = {"baseline (fp32, eager, NCHW)": baseline}
     for precision in precisions:
-        variants[f"fast, {precision}"] = Pix2Pix(model, device, precision=precision).forward
+        variants[f"fast, {precision}"] = Pix2Pix(model, device, precision=precision, fast_path=True).forward
     if compile:
         for precision in precisions:
-            variants[f"fast + compile, {precision}"] = Pix2Pix(model, device, True, precision).forward
+            variants[f"fast + compile, {precision}"] = Pix2Pix(model, device, True, precision, fast_path=True).forward
     return variants
 
 
@@ -63,12 +63,13 @@ def run(ngf: int = 64, batch_sizes: tuple[int, ...] = (1, 4), rounds: int = 10, 
     rows = []
     for bs in batch_sizes:
         x = torch.rand(bs, 3, 256, 256, device=dev) * 2 - 1
-        masks = [m.to(dev) for m in model.dropout_masks(list(range(bs)), 256)]
+        masks, z = model.sample_noise(list(range(bs)), 256)
+        masks, z = [m.to(dev) for m in masks], None if z is None else z.to(dev)
         reference = None
         errors: dict[str, float] = {}
         for name, fn in variants.items():  # warm-up (compiles), and accuracy against the baseline
             for _ in range(2):
-                out = fn(x, masks).float()
+                out = fn(x, masks, z).float()
             reference = out if reference is None else reference
             errors[name] = (out - reference).abs().max().item()
         times: dict[str, list[float]] = {name: [] for name in variants}
@@ -76,7 +77,7 @@ def run(ngf: int = 64, batch_sizes: tuple[int, ...] = (1, 4), rounds: int = 10, 
             for name, fn in variants.items():
                 _sync(dev)
                 t = time.perf_counter()
-                fn(x, masks)
+                fn(x, masks, z)
                 _sync(dev)
                 times[name].append((time.perf_counter() - t) / bs)
         base_ips = None
@@ -89,32 +90,44 @@ def run(ngf: int = 64, batch_sizes: tuple[int, ...] = (1, 4), rounds: int = 10, 
     return rows
 
 
-def end_to_end(ngf: int, rounds: int = 20, device: str | None = None, compile: bool = True) -> dict:
-    """Median ms of ``generate()`` end to end (auto precision; fp32; compiled) vs a naive forward alone."""
+def end_to_end(model: UnetGenerator, name: str, rounds: int = 20, device: str | None = None,
+               compile: bool = True) -> dict:
+    """Median ms of ``generate()`` end to end (the plan ``auto`` picks here; fp32; compiled) against a plain
+    eager fp32 forward of the same network (masks and latent code included) on the prepared tensor."""
     from .assets import example_labels
     from .images import label_to_tensor
 
     dev = resolve_device(device)
-    torch.manual_seed(0)
-    model = UnetGenerator(ngf=ngf).eval().requires_grad_(False).to(dev)
+    model = model.eval().requires_grad_(False).to(dev)
     label = example_labels()[0].read_bytes()  # a 256x256 label PNG from the test split
     x = label_to_tensor(label)[0][None].to(dev)
-    masks = [m.to(dev) for m in model.dropout_masks([0], 256)]
+    masks, z = model.sample_noise([0], 256)
+    masks, z = [m.to(dev) for m in masks], None if z is None else z.to(dev)
     auto = Pix2Pix(model, device=dev)
 
     def naive():
         with torch.no_grad():
-            model(x, masks=masks)
+            model(x, masks=masks, z=z)
         _sync(dev)
 
-    runs = {"naive forward (fp32, eager, tensor in)": naive,
-            f"generate(), PNG in -> PIL out ({auto.precision})": lambda: auto.generate(label, seed=0)}
+    runs = {"plain forward (fp32, eager, tensor in)": naive,
+            f"generate(), PNG in -> PIL out ({_plan_name(auto)})": lambda: auto.generate(label, seed=0)}
     if auto.precision != "fp32":
         fp32 = Pix2Pix(model, device=dev, precision="fp32")
-        runs["generate(), fp32"] = lambda: fp32.generate(label, seed=0)
+        runs[f"generate(), {_plan_name(fp32)}"] = lambda: fp32.generate(label, seed=0)
     if compile:
         compiled = Pix2Pix(model, device=dev, compile=True)
-        runs[f"generate(), compiled ({compiled.precision})"] = lambda: compiled.generate(label, seed=0)
+        runs[f"generate(), compiled ({_plan_name(compiled)})"] = lambda: compiled.generate(label, seed=0)
+    times = best_rounds(runs, rounds)
+    return {"name": name, "device": str(dev), "ms": times, "plan": auto.plan.why}
+
+
+def _plan_name(model: Pix2Pix) -> str:
+    return f"{model.precision}{' + GEMM layers' if model.plan.fast_path else ''}"
+
+
+def best_rounds(runs: dict[str, Callable], rounds: int) -> dict[str, float]:
+    """Median ms of each run over interleaved rounds, after three warm-up calls each."""
     for fn in runs.values():
         for _ in range(3):
             fn()
@@ -124,18 +137,19 @@ def end_to_end(ngf: int, rounds: int = 20, device: str | None = None, compile: b
             t = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t)
-    medians = {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
-    return {"ngf": ngf, "device": str(dev), "ms": medians}
+    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
 
 
 def print_end_to_end(result: dict) -> None:
     base = next(iter(result["ms"].values()))
     for name, ms in result["ms"].items():
-        print(f"  ngf {result['ngf']:>2}  {name:<40} {ms:>8.1f} ms  {base / ms:>5.2f}x the naive forward")
+        print(f"  {result['name']:<14} {name:<52} {ms:>8.1f} ms  {base / ms:>5.2f}x the plain forward")
+    print(f"  {'':<14} ({result['plan']})")
 
 
 def print_table(rows: list[dict]) -> None:
-    header = f"{'batch':>5}  {'variant':<30} {'ms/img p50':>10} {'p90':>8} {'img/s':>8} {'vs base':>8} {'max|diff|':>10}"
+    header = (f"{'batch':>5}  {'variant':<30} {'ms/img p50':>10} {'p90':>8} {'img/s':>8} {'vs base':>8} "
+              f"{'max|diff|':>10}")
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -156,8 +170,22 @@ def main(argv: list[str] | None = None) -> None:
         print_table(run(ngf, tuple(args.batch_sizes), args.rounds, args.device, not args.no_compile))
         print()
     print("end to end (one 256x256 label PNG, batch 1):")
-    for ngf in args.ngf:
-        print_end_to_end(end_to_end(ngf, max(args.rounds, 10), args.device, not args.no_compile))
+    for name, generator in _end_to_end_models(args.ngf):
+        print_end_to_end(end_to_end(generator, name, max(args.rounds, 10), args.device, not args.no_compile))
+
+
+def _end_to_end_models(widths: list[int]) -> list[tuple[str, UnetGenerator]]:
+    """The bundled model itself (its latent code included) where it is there, then a random network per width."""
+    from .assets import BUNDLED_WEIGHTS
+    from .predictor import load_generator
+
+    models = []
+    if (BUNDLED_WEIGHTS / "config.json").is_file():
+        models.append(("bundled model", load_generator(BUNDLED_WEIGHTS)))
+    for ngf in widths:
+        torch.manual_seed(0)
+        models.append((f"ngf {ngf}, nz 0", UnetGenerator(ngf=ngf)))
+    return models
 
 
 if __name__ == "__main__":

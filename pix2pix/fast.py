@@ -9,20 +9,33 @@ output layer, where oneDNN is slow with 3 output channels, takes the GEMM too. T
 convolutions get the same treatment (``unfold`` + GEMM). Outputs
 match ``nn.ConvTranspose2d`` to float rounding; ``python -m pix2pix.bench`` measures the difference.
 
-Precision is the other lever: a 256x256 forward is mostly arithmetic (3.1 GFLOP at ngf 32), and where
-the CPU multiplies bf16 natively it does twice the work per cycle. ``resolve_precision`` decides by timing.
+Whether the fast path and bf16 are worth it on the CPU at hand is timed, by the rule of ``pix2pix.speed``:
+``plan_inference`` builds the candidates (the plain fp32 network among them) and applies it.
 """
 
 from __future__ import annotations
 
 import copy
-import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .models import UnetGenerator
+from .speed import (  # noqa: F401
+    DTYPES,
+    INFERENCE_BF16_MIN_SPEEDUP,
+    PRECISION_HELP,
+    PRECISIONS,
+    Variant,
+    best_of,
+    check_precision,
+    cpu_has_bf16,
+    describe,
+    pick,
+    timed_once,
+)
 
 #: A layer takes the GEMM path when each sample has at most this many pixels (the input's for a
 #: transposed convolution, the output's for a convolution): 8x8 and smaller, measured. Per sample, not per
@@ -69,80 +82,83 @@ class FastConv2d(nn.Conv2d):
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
-def optimize_for_inference(
-    generator: UnetGenerator, device: torch.device | str = "cpu", precision: str = "fp32"
-) -> UnetGenerator:
-    """A copy of ``generator`` in eval mode, laid out for fast inference on ``device``.
+def optimize_for_inference(generator: UnetGenerator, device: torch.device | str = "cpu", precision: str = "fp32",
+                           fast_path: bool = True) -> UnetGenerator:
+    """A copy of ``generator`` in eval mode, laid out for inference on ``device``.
 
-    CPU: small layers as GEMMs, NCHW (channels_last measured no faster there), and with
-    ``precision="bf16"`` the weights themselves in bf16 (faster than autocast, which recasts them on
-    every call). GPU: channels_last, which cuDNN's reduced-precision kernels prefer; the weights stay
-    fp32 there and the predictor uses autocast. Weights are copied, not changed: train and save the
-    original, serve the copy.
+    CPU: with ``fast_path`` the small layers become GEMMs; NCHW (channels_last is no faster there); with
+    ``precision="bf16"`` the weights themselves in bf16 (faster than autocast, which recasts them on every
+    call). GPU: channels_last, which cuDNN's reduced-precision kernels prefer; the weights stay fp32 there
+    and the predictor autocasts. Weights are copied, not changed: train and save the original, serve the copy.
     """
     device = torch.device(device)
     fast = copy.deepcopy(generator).eval().requires_grad_(False).to(device)
     if device.type != "cpu":
         return fast.to(memory_format=torch.channels_last)
-    for module in fast.modules():
-        for name, child in module.named_children():
-            if type(child) is nn.ConvTranspose2d:
-                child.__class__ = FastConvTranspose2d  # same attributes and parameters, new forward
-            elif type(child) is nn.Conv2d:
-                child.__class__ = FastConv2d
+    if fast_path:
+        for module in fast.modules():
+            for child in module.children():
+                if type(child) is nn.ConvTranspose2d:
+                    child.__class__ = FastConvTranspose2d  # same attributes and parameters, new forward
+                elif type(child) is nn.Conv2d:
+                    child.__class__ = FastConv2d
     return fast.to(DTYPES[precision])
 
 
-#: The precisions a ``Pix2Pix`` runs in; "auto" picks one of the others for the device.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-PRECISION_HELP = ("auto (the fastest here: on the CPU bf16 or fp32, timed at load; fp16 on CUDA), fp32, bf16, "
-                  "or fp16 (CUDA only). bf16 and fp16 move a facade by a grey level or so (default: auto)")
+@dataclass(frozen=True)
+class InferencePlan:
+    """How a ``Pix2Pix`` runs its generator: the precision, whether the fast path, and why (for the logs)."""
 
-#: On the CPU, bf16 replaces fp32 only when it is at least this much faster here. It moves the output by
-#: a grey level or two, which is worth a clear gain, not a coin toss between two equally fast choices.
-BF16_MIN_SPEEDUP = 1.2
+    precision: str
+    fast_path: bool
+    why: str
 
 
-def resolve_precision(precision: str, generator: UnetGenerator, device: torch.device) -> str:
-    """``precision`` as one of fp32, bf16, fp16 for ``device``; ``ValueError`` for one that cannot run there.
+def plan_inference(generator: UnetGenerator, device: torch.device, precision: str = "auto",
+                   fast_path: bool | None = None) -> InferencePlan:
+    """The precision and layout to serve ``generator`` with on ``device``; ``ValueError`` for a precision
+    that cannot run there.
 
-    "auto": fp16 on CUDA (autocast keeps instance norm in fp32); fp32 on Apple's MPS; on the CPU,
-    whichever of bf16 and fp32 is faster on this very CPU, timed at load (``cpu_bf16_speedup``). bf16 is
-    twice as fast as fp32 on CPUs whose vector units multiply bf16 natively (AMD Zen 4, for one) and
-    slower on others that merely support it, so asking the CPU's feature flags is not enough.
+    On the CPU the candidates are the plain fp32 network (the authors' forward, the baseline), the fast path
+    in fp32 and, where oneDNN has bf16 kernels, the fast path in bf16 (always with the GEMM layers, whose
+    per-sample rule keeps a seed's facade the same alone or batched); ``pix2pix.speed.pick`` chooses among
+    those ``precision`` (and ``fast_path``, when given) allow. CUDA: fp16 autocast for "auto", nothing timed;
+    Apple's MPS: fp32.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-    if precision == "fp16" and device.type == "cpu":
-        raise ValueError("fp16 runs on CUDA; on the CPU use bf16 or fp32 (or auto)")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "fp16"
+    check_precision(precision, device)
     if device.type != "cpu":
-        return "fp32"
-    return "bf16" if cpu_bf16_speedup(generator) >= BF16_MIN_SPEEDUP else "fp32"
+        chosen = ("fp16" if device.type == "cuda" else "fp32") if precision == "auto" else precision
+        return InferencePlan(chosen, False, "auto" if precision == "auto" else "as asked")
+    variants: list[Variant] = []
+    if precision in ("auto", "fp32"):
+        variants += [("fp32", False), ("fp32", True)]
+    if precision == "bf16" or (precision == "auto" and cpu_has_bf16()):
+        variants.append(("bf16", True))
+    if fast_path is not None:  # as asked (the benchmark times each layout on its own)
+        variants = [(p, fast_path) for p in dict.fromkeys(p for p, _ in variants)]
+    if len(variants) == 1:
+        return InferencePlan(*variants[0], "as asked")
+    seconds = time_inference(generator, variants)
+    chosen, fast = pick(seconds, INFERENCE_BF16_MIN_SPEEDUP)
+    why = describe(seconds, (chosen, fast))
+    return InferencePlan(chosen, fast, why if precision == "auto" else f"as asked; {why.removeprefix('auto: ')}")
 
 
-def cpu_bf16_speedup(generator: UnetGenerator, rounds: int = 3) -> float:
-    """How many times faster a batch-1 forward of the fast path runs in bf16 than in fp32 on this CPU.
+def time_inference(generator: UnetGenerator, variants: list[Variant], rounds: int = 3) -> dict[Variant, float]:
+    """Seconds of a batch-1 forward of each variant on this CPU (``speed.best_of``), once per process per
+    network shape and thread count: every generator of a shape runs alike, whatever its weights."""
+    shape = tuple((k, tuple(v.shape)) for k, v in generator.state_dict().items())
+    key = ("inference", type(generator).__name__, shape, tuple(variants), torch.get_num_threads())
 
-    Interleaved rounds after one warm-up each, best of each: about eight forwards, a quarter of a second
-    for the bundled model. 0 where oneDNN has no bf16 kernels for this CPU.
-    """
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return 0.0
-    size = 2**generator.num_downs
-    x = torch.zeros(1, generator.in_channels, size, size)
-    masks, z = generator.sample_noise([0], size)
-    nets = {p: optimize_for_inference(generator, "cpu", p) for p in ("fp32", "bf16")}
-    best = {p: float("inf") for p in nets}
-    with torch.inference_mode():
-        for i in range(rounds + 1):
-            for p, net in nets.items():
-                start = time.perf_counter()
-                net(x.to(DTYPES[p]), masks=masks, z=z)
-                if i:  # the first round builds oneDNN's kernels
-                    best[p] = min(best[p], time.perf_counter() - start)
-    return best["fp32"] / best["bf16"]
+    def measure() -> dict[Variant, float]:
+        size = 2**generator.num_downs
+        masks, z = generator.sample_noise([0], size)
+        runs = {}
+        for variant in variants:
+            net = optimize_for_inference(generator, "cpu", *variant)
+            x = torch.zeros(1, generator.in_channels, size, size, dtype=DTYPES[variant[0]])
+            runs[variant] = lambda net=net, x=x: net(x, masks=masks, z=z)
+        with torch.inference_mode():
+            return best_of(runs, rounds)
+
+    return timed_once(key, measure)

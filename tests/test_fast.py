@@ -5,14 +5,14 @@ from torch import nn
 import pix2pix.fast
 from pix2pix import Pix2Pix
 from pix2pix.fast import (
-    BF16_MIN_SPEEDUP,
     GEMM_MAX_PIXELS,
     FastConv2d,
     FastConvTranspose2d,
-    cpu_bf16_speedup,
     optimize_for_inference,
-    resolve_precision,
+    plan_inference,
+    time_inference,
 )
+from pix2pix.speed import INFERENCE_BF16_MIN_SPEEDUP
 
 
 @pytest.mark.parametrize("size", [1, 2, 8, 16, 32])
@@ -78,25 +78,63 @@ def test_bf16_copy_is_close_to_fp32(tiny_generator):
     assert diff.mean() < 0.01 and diff.max() < 0.1  # [-1, 1] scale: a grey level is 0.008
 
 
-def test_precision_names_are_checked():
+def test_precision_names_are_checked(tiny_generator):
     cpu = torch.device("cpu")
     with pytest.raises(ValueError, match="unknown precision 'half'.*auto, fp32, bf16, fp16"):
-        resolve_precision("half", None, cpu)
+        plan_inference(tiny_generator, cpu, "half")
     with pytest.raises(ValueError, match="fp16 runs on CUDA"):
-        resolve_precision("fp16", None, cpu)
-    assert resolve_precision("bf16", None, cpu) == "bf16" and resolve_precision("fp32", None, cpu) == "fp32"
-    assert resolve_precision("auto", None, torch.device("mps")) == "fp32"
+        plan_inference(tiny_generator, cpu, "fp16")
+    assert plan_inference(tiny_generator, cpu, "bf16").precision == "bf16"
+    assert plan_inference(tiny_generator, cpu, "fp32").precision == "fp32"
+    assert plan_inference(tiny_generator, torch.device("mps"), "auto").precision == "fp32"
 
 
-@pytest.mark.parametrize("speedup, expected", [(BF16_MIN_SPEEDUP + 0.3, "bf16"), (BF16_MIN_SPEEDUP - 0.1, "fp32"),
-                                               (0.0, "fp32")])
-def test_auto_takes_bf16_on_the_cpu_only_when_it_is_clearly_faster(monkeypatch, tiny_generator, speedup, expected):
-    monkeypatch.setattr(pix2pix.fast, "cpu_bf16_speedup", lambda generator: speedup)
-    assert resolve_precision("auto", tiny_generator, torch.device("cpu")) == expected
-    assert Pix2Pix(tiny_generator, "cpu").precision == expected
+def _timings(plain: float, fast: float, bf16: float) -> dict:
+    return {("fp32", False): plain, ("fp32", True): fast, ("bf16", True): bf16}
 
 
-def test_bf16_speedup_is_measured(tiny_generator):
-    speedup = cpu_bf16_speedup(tiny_generator, rounds=1)
-    supported = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    assert (speedup > 0) if supported else (speedup == 0)
+@pytest.mark.parametrize("seconds, expected", [
+    (_timings(1.0, 0.9, 0.9 / (INFERENCE_BF16_MIN_SPEEDUP + 0.3)), ("bf16", True)),  # bf16 clearly faster
+    (_timings(1.0, 0.9, 0.9 / (INFERENCE_BF16_MIN_SPEEDUP - 0.1)), ("fp32", True)),  # not by enough
+    (_timings(0.8, 1.0, 0.8 / (INFERENCE_BF16_MIN_SPEEDUP - 0.1)), ("fp32", False)),  # the plain network is fastest
+    (_timings(1.0, 0.9, float("inf")), ("fp32", True)),  # no bf16 kernels
+])
+def test_auto_takes_the_fastest_fp32_and_bf16_only_when_clearly_faster(monkeypatch, tiny_generator, seconds, expected):
+    monkeypatch.setattr(pix2pix.fast, "time_inference", lambda generator, variants: seconds)
+    monkeypatch.setattr(pix2pix.fast, "cpu_has_bf16", lambda: True)
+    plan = plan_inference(tiny_generator, torch.device("cpu"), "auto")
+    assert (plan.precision, plan.fast_path) == expected
+    model = Pix2Pix(tiny_generator, "cpu")
+    assert (model.precision, model.plan.fast_path) == expected
+    layers = {type(m) for m in model._net.modules()}
+    assert (FastConvTranspose2d in layers) == expected[1]  # the plain network when it is the fastest
+
+
+def test_fp32_asked_still_times_the_fast_path_against_the_plain_network(monkeypatch, tiny_generator):
+    monkeypatch.setattr(pix2pix.fast, "time_inference", lambda generator, variants: {
+        ("fp32", False): 0.5, ("fp32", True): 1.0})
+    plan = plan_inference(tiny_generator, torch.device("cpu"), "fp32")
+    assert (plan.precision, plan.fast_path) == ("fp32", False) and plan.why.startswith("as asked")
+
+
+def test_the_plain_network_serves_the_same_facade(tiny_generator):
+    plain = Pix2Pix(tiny_generator, "cpu", precision="fp32", fast_path=False)
+    fast = Pix2Pix(tiny_generator, "cpu", precision="fp32", fast_path=True)
+    assert not any(isinstance(m, FastConvTranspose2d) for m in plain._net.modules())
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    masks, z = tiny_generator.sample_noise([3, 4], 256)
+    assert torch.allclose(plain.forward(x, masks, z), fast.forward(x, masks, z), atol=1e-5)
+
+
+def test_inference_is_timed_once_per_process_and_shape(tiny_generator, monkeypatch):
+    import pix2pix.speed
+
+    pix2pix.speed.forget_timings()
+    calls = []
+    real = pix2pix.fast.best_of
+    monkeypatch.setattr(pix2pix.fast, "best_of", lambda runs, rounds: calls.append(1) or real(runs, 1))
+    variants = [("fp32", False), ("fp32", True)]
+    seconds = time_inference(tiny_generator, variants)
+    assert set(seconds) == set(variants) and all(0 < s < float("inf") for s in seconds.values())
+    twin = type(tiny_generator)(ngf=8)  # other weights, same shape
+    assert time_inference(twin, variants) == seconds and len(calls) == 1
