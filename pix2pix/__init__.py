@@ -6,12 +6,12 @@
 """
 
 from .assets import BUNDLED_WEIGHTS, EXAMPLES_DIR, example_labels, example_photo
+from .device import default_device, resolve_device
 from .images import MAX_PIXELS, load_image
 from .layout import random_layout
 from .models import PatchDiscriminator, UnetGenerator, init_weights
 from .official import load_official_checkpoint
 from .palette import CLASS_NAMES, CLASSES, NUM_CLASSES, PALETTE, index_to_rgb, rgb_to_index, snap_to_palette
-from .device import default_device, resolve_device
 from .predictor import Pix2Pix, WeightsNotFoundError, load_generator
 from .seeds import MAX_SEED, check_seed
 

@@ -38,7 +38,7 @@ class Batcher:
         for future in futures:
             while not future.done():
                 with self._cond:
-                    self._cond.wait_for(lambda: future.done() or not self._busy)
+                    self._cond.wait_for(lambda future=future: future.done() or not self._busy)
                     if future.done():
                         break
                     self._busy = True

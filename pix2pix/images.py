@@ -21,7 +21,6 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -46,7 +45,7 @@ NEAR_PALETTE = 40
 PHOTO_MAX_NEAR = 0.25
 PHOTO_MAX_FLAT = 0.6
 
-ImageLike = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+ImageLike = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 
 class NotALabelMapError(ValueError):

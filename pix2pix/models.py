@@ -127,7 +127,8 @@ class UnetGenerator(
             side = image_size >> (self.num_downs - 1 - i)
             shapes.append((block.out_channels, side, side))
         per_sample = [[torch.rand(shape, generator=g) >= DROPOUT_P for shape in shapes] for g in rngs]
-        masks = [torch.stack([m[k] for m in per_sample]).float() * (1.0 / (1.0 - DROPOUT_P)) for k in range(len(shapes))]
+        scale = 1.0 / (1.0 - DROPOUT_P)
+        masks = [torch.stack([m[k] for m in per_sample]).float() * scale for k in range(len(shapes))]
         z = torch.stack([torch.randn(self.nz, generator=g) for g in rngs]) if self.nz else None
         return masks, z
 
@@ -164,7 +165,10 @@ class UnetGenerator(
         for i, up in enumerate(self.decoder):
             h = up(F.relu(h))
             if i in self.dropout_blocks:
-                h = F.dropout(h, DROPOUT_P, self.training) if masks is None else h * masks[self.dropout_blocks.index(i)].to(h.dtype)
+                if masks is None:
+                    h = F.dropout(h, DROPOUT_P, self.training)
+                else:
+                    h = h * masks[self.dropout_blocks.index(i)].to(h.dtype)
             if skips:
                 h = torch.cat([skips.pop(), h], dim=1)
         return torch.tanh(h)

@@ -42,7 +42,7 @@ def class_index(name: str) -> int:
 
 def hex_colors() -> list[str]:
     """Palette colours as ``#rrggbb`` strings, in class order (for UI colour pickers)."""
-    return ["#%02x%02x%02x" % tuple(int(c) for c in rgb) for rgb in PALETTE]
+    return ["#" + "".join(f"{int(c):02x}" for c in rgb) for rgb in PALETTE]
 
 
 def index_to_rgb(index_map: np.ndarray) -> Image.Image:

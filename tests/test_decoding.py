@@ -12,8 +12,17 @@ import torch
 from PIL import Image
 
 import pix2pix.images
-from pix2pix import (MAX_PIXELS, MAX_SEED, PALETTE, Pix2Pix, check_seed, example_labels, example_photo, load_image,
-                     rgb_to_index)
+from pix2pix import (
+    MAX_PIXELS,
+    MAX_SEED,
+    PALETTE,
+    Pix2Pix,
+    check_seed,
+    example_labels,
+    example_photo,
+    load_image,
+    rgb_to_index,
+)
 from pix2pix.images import NotALabelMapError, label_grid
 from pix2pix.palette import nearest_class
 
@@ -161,7 +170,8 @@ def test_flat_images_and_a_label_map_beside_a_photo_are_label_maps():
     with pytest.raises(NotALabelMapError):
         label_grid(photo)  # noise of a photo alone
     for image in (np.concatenate([photo, labels], axis=1),  # photo | labels, as the facades pairs are stored
-                  np.zeros((50, 70, 3), np.uint8), Image.new("L", (300, 120), 40)):  # one colour: nothing to call a photo
+                  # one colour: nothing to call a photo
+                  np.zeros((50, 70, 3), np.uint8), Image.new("L", (300, 120), 40)):
         assert label_grid(image)[0].size == (256, 256)
 
 

@@ -7,7 +7,14 @@ from PIL import Image
 
 import pix2pix.palette
 from pix2pix.palette import (
-    CLASS_NAMES, NUM_CLASSES, PALETTE, class_index, hex_colors, index_to_rgb, match_palette, rgb_to_index,
+    CLASS_NAMES,
+    NUM_CLASSES,
+    PALETTE,
+    class_index,
+    hex_colors,
+    index_to_rgb,
+    match_palette,
+    rgb_to_index,
     snap_to_palette,
 )
 
@@ -36,7 +43,8 @@ def test_snapping_a_jpeg_noisy_real_label_map(data_dir):
     assert colours <= {tuple(c) for c in PALETTE}
     assert len(colours) >= 4  # background, facade, window, ... survive
     # Snapping is stable: a snapped map snaps to itself.
-    assert np.array_equal(np.asarray(snap_to_palette(Image.fromarray(snapped.reshape(256, 256, 3)))).reshape(-1, 3), snapped)
+    again = np.asarray(snap_to_palette(Image.fromarray(snapped.reshape(256, 256, 3)))).reshape(-1, 3)
+    assert np.array_equal(again, snapped)
 
 
 def test_snapping_recovers_classes_through_jpeg(tmp_path):
@@ -56,7 +64,8 @@ def test_snap_handles_modes_and_transparency():
     assert tuple(snapped[0, 0]) == (255, 0, 0)
     assert tuple(snapped[3, 3]) == tuple(PALETTE[0])  # transparent -> background
     assert snap_to_palette(Image.new("L", (5, 5), 0)).mode == "RGB"
-    p = Image.new("P", (3, 3)); p.putpalette([0, 128, 250] * 256)
+    p = Image.new("P", (3, 3))
+    p.putpalette([0, 128, 250] * 256)
     assert tuple(np.asarray(snap_to_palette(p))[0, 0]) == (0, 128, 255)
     assert np.asarray(snap_to_palette(np.full((2, 2, 3), 250, np.uint8))).shape == (2, 2, 3)
 
@@ -83,7 +92,8 @@ def test_match_palette_gives_the_class_and_how_far_it_is():
     rgb = np.array([[PALETTE[2], PALETTE[2] + np.array([0, 3, 0], np.uint8), (128, 128, 128)]], np.uint8)
     index, distance = match_palette(rgb)
     assert index.tolist() == [[2, 2, int(np.argmin(((PALETTE.astype(int) - 128) ** 2).sum(1)))]]
-    assert distance[0, 0] == 0 and distance[0, 1] == 9 and distance[0, 2] == ((PALETTE.astype(int) - 128) ** 2).sum(1).min()
+    nearest = ((PALETTE.astype(int) - 128) ** 2).sum(1).min()
+    assert distance[0, 0] == 0 and distance[0, 1] == 9 and distance[0, 2] == nearest
 
 
 def test_the_palette_takes_8_bit_pixels_and_says_where_to_convert_others():

@@ -39,7 +39,8 @@ def download(url: str, dest: Path, sha256: str | None = None, size: int | None =
     else the server's Content-Length) and sha256 (when given) check out. A failed download leaves
     nothing behind, and an existing good ``dest`` is reused."""
     dest = Path(dest)
-    if dest.is_file() and (sha256 is None or sha256_of(dest) == sha256) and (size is None or dest.stat().st_size == size):
+    good_size = size is None or (dest.is_file() and dest.stat().st_size == size)
+    if dest.is_file() and good_size and (sha256 is None or sha256_of(dest) == sha256):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
@@ -68,8 +69,9 @@ def download(url: str, dest: Path, sha256: str | None = None, size: int | None =
         if progress:
             print(f"downloaded {dest} ({received:,} bytes, sha256 {digest})")
         return dest
-    except (http.client.IncompleteRead, ) as e:
-        raise DownloadError(f"{url}: truncated download ({received + len(e.partial):,} bytes received); run again") from None
+    except http.client.IncompleteRead as e:
+        got = received + len(e.partial)
+        raise DownloadError(f"{url}: truncated download ({got:,} bytes received); run again") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         if isinstance(e, DownloadError):
             raise
