@@ -40,9 +40,10 @@ def keep_freed_memory() -> bool:
     """Ask glibc to keep freed blocks of up to 32 MiB for reuse instead of returning them to the kernel.
 
     A forward (and more so a training step) allocates and frees the same large activation buffers every
-    time; by default glibc hands each one back (munmap) and the next call faults its pages in again, which
-    costs about a fifth of a training step on two cores. The price: memory freed by the process stays
-    with it (and is reused) rather than going back to the system. Returns whether the setting took
+    time; by default glibc hands each one back (munmap) and the next call faults its pages in again, a
+    large share of a training step on a few cores (docs/speed.md has the figures). The price: memory freed
+    by the process stays with it (and is reused) rather than going back to the system. Returns whether the
+    setting took
     (Linux with glibc only; elsewhere nothing changes).
     """
     if not sys.platform.startswith("linux"):
