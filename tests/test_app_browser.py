@@ -6,7 +6,7 @@ on the page; then the live updates during a stroke, the loaders (examples, rando
 seed box; shortcuts from anywhere on the page; a photo uploaded as a label map; class outlines; and the
 page on a phone (390x844, touch), painting with a finger with the facade in view.
 ``PIX2PIX_SCREENSHOT=assets/screenshot.png`` also saves the desktop page there (for the README), and
-``PIX2PIX_PHONE_SCREENSHOT=path.png`` the phone's screen. Timings: ``tests/canvas_benchmark.py``.
+``PIX2PIX_PHONE_SCREENSHOT=path.png`` the phone's screen. Timings: ``python -m tests.benchmarks.canvas_benchmark``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def sync_playwright():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("the playwright Python package is not installed (pip install playwright; never `playwright install`)")
+        _unavailable("the playwright Python package is not installed "
+                     "(pip install playwright; never `playwright install`)")
     return sync_playwright
 
 
@@ -146,7 +147,7 @@ class Page:
     def touch_drag(self, points: list[tuple[int, int]]) -> None:
         """A finger drawn across grid cells (Chrome's touch events, as a phone sends them)."""
         cdp = self.page.context.new_cdp_session(self.page)
-        first, *rest = [dict(zip("xy", self.at(*p))) for p in points]
+        first, *rest = [dict(zip("xy", self.at(*p), strict=True)) for p in points]
         cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [first]})
         for point in rest:
             cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})

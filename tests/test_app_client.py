@@ -427,8 +427,9 @@ def test_page_events_report_failures_in_their_message_only(served):
 def test_variations_handler_keeps_the_seeds_in_range_and_names_them_in_the_label(handlers):
     gallery, status, seed, _ = handlers.variations(handlers.start_canvas, MAX_SEED, True, 0)
     # No captions: on the page they covered the thumbnails. The label says the seeds, in order.
-    assert gallery["label"] == "Variations: seeds " + ", ".join(str(MAX_SEED - 3 + i) for i in range(4)) + ", left to right"
-    assert len(gallery["value"]) == 4 and all(isinstance(path, str) and Path(path).is_file() for path in gallery["value"])
+    seeds = ", ".join(str(MAX_SEED - 3 + i) for i in range(4))
+    assert gallery["label"] == f"Variations: seeds {seeds}, left to right"
+    assert len(gallery["value"]) == 4 and all(isinstance(p, str) and Path(p).is_file() for p in gallery["value"])
     assert "batch of 4" in status and seed == MAX_SEED - 3
     gallery, *_ = handlers.variations(handlers.start_canvas, 5, False, 0)
     assert "dropout off" in gallery["label"]

@@ -1,13 +1,14 @@
 """Soak test (a script, not part of the quick suite): the app under mixed traffic for a bounded time.
 
-    PYTHONPATH=. python tests/soak.py --minutes 10                     # the bundled weights
-    PYTHONPATH=. python tests/soak.py --minutes 2 --weights runs/x/export
+    python -m tests.benchmarks.soak --minutes 10                     # the bundled weights
+    python -m tests.benchmarks.soak --minutes 2 --weights runs/x/export
 
 Starts ``python app.py`` on 127.0.0.1 in its own process (its Gradio cache in a temporary folder, cleaned
 every minute of files older than ``--cache-max-age``), then for ``--minutes``:
 - 16 clients call /generate back to back with the example label maps and random seeds;
 - one more client sends a stream of bad and oversized uploads: text named .png, a truncated PNG, a PNG
-  whose header claims 5000x5000, a 4096x4096 label map (the largest accepted), a 3000x2000 noisy JPEG (refused as a photo).
+  whose header claims 5000x5000, a 4096x4096 label map (the largest accepted), a 3000x2000 noisy JPEG
+  (refused as a photo).
 Every 15 s it samples the server's memory (RSS) and the cache folder's size. At the end it prints
 requests served, errors by kind, p50/p95 latency of the good requests, and memory and disk at the start,
 the middle and the end. No good request may fail; memory and disk should level off.
@@ -16,7 +17,6 @@ the middle and the end. No good request may fail; memory and disk should level o
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import random
 import re
@@ -30,16 +30,14 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import numpy as np
+from gradio_client import Client, handle_file
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
-from PIL import Image  # noqa: E402
+from pix2pix import example_labels, random_layout
+from tests.helpers import free_port
 
-from pix2pix import example_labels, random_layout  # noqa: E402
-from tests.helpers import free_port  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 
 def bad_uploads(folder: Path) -> list[Path]:
@@ -135,7 +133,7 @@ def soak(url: str, minutes: float, clients: int, bad: list[Path], pid: int, cach
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="tests/soak.py", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tests.benchmarks.soak", description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10)
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--weights", help="weights for the app (default: the bundled ones)")
@@ -160,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 except OSError:
                     if server.poll() is not None:
-                        raise SystemExit(f"the app exited: {server.stderr.read()[-2000:]}")
+                        raise SystemExit(f"the app exited: {server.stderr.read()[-2000:]}") from None
                     time.sleep(0.2)  # waiting for the server to listen
             r = soak(url, args.minutes, args.clients, bad, server.pid, cache)
         finally:

@@ -1,7 +1,7 @@
 """The README's pictures of the app (a script, not a test): the desktop page with its variations, and a phone.
 
-    PYTHONPATH=. python tests/screenshots.py                         # the bundled weights -> assets/
-    PYTHONPATH=. python tests/screenshots.py --weights runs/x/export --out /tmp
+    python -m tests.benchmarks.screenshots                         # the bundled weights -> assets/
+    python -m tests.benchmarks.screenshots --weights runs/x/export --out /tmp
 
 Starts `python app.py` on 127.0.0.1 (as a user would), opens it in Debian's /usr/bin/chromium, and on a
 1280-wide desktop page clicks "4 variations" on the first example and waits for the four facades; on a
@@ -11,19 +11,15 @@ Starts `python app.py` on 127.0.0.1 (as a user would), opens it in Debian's /usr
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from tests.benchmarks.load_benchmark import app_process
 
-from tests.load_benchmark import app_process  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 CHROMIUM = "/usr/bin/chromium"
-READY_JS = ("() => { const c = document.querySelector('#canvas canvas'); const i = document.querySelector('#facade img');"
+READY_JS = ("() => { const c = document.querySelector('#canvas canvas');"
+            " const i = document.querySelector('#facade img');"
             " return c && c.p2p && i && i.complete && i.naturalWidth > 0; }")
 VARIATIONS_JS = ("() => { const t = Array.from(document.querySelectorAll('#variations img'));"
                  " return t.length === 4 && t.every(i => i.complete && i.naturalWidth > 0); }")
@@ -55,9 +51,10 @@ def shoot(url: str, out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="tests/screenshots.py", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tests.benchmarks.screenshots", description=__doc__.splitlines()[0])
     p.add_argument("--weights", help="weights (default: the bundled ones)")
-    p.add_argument("--out", type=Path, default=REPO / "assets", help="folder for screenshot.png and screenshot-phone.png")
+    p.add_argument("--out", type=Path, default=REPO / "assets",
+                   help="folder for screenshot.png and screenshot-phone.png")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with app_process(args.weights, "cpu") as (url, _):

@@ -1,7 +1,7 @@
 """Canvas benchmark (a script, not a test): how live painting feels in headless Chromium, on this machine.
 
-    PYTHONPATH=. python tests/canvas_benchmark.py                       # the bundled weights: 1 painter, then 4
-    PYTHONPATH=. python tests/canvas_benchmark.py --pages 1 4 8 --strokes 20 --weights runs/x/export
+    python -m tests.benchmarks.canvas_benchmark                       # the bundled weights: 1 painter, then 4
+    python -m tests.benchmarks.canvas_benchmark --pages 1 4 8 --strokes 20 --weights runs/x/export
 
 Starts `python app.py` in its own process on 127.0.0.1 (as a user would; the browsers and the server share
 this machine's cores, as they would on a laptop) and drives Debian's /usr/bin/chromium (1280x1000 pages)
@@ -23,21 +23,18 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from tests.benchmarks.load_benchmark import app_process
+from tests.helpers import WATCH_FACADE_JS
 
-from tests.helpers import WATCH_FACADE_JS  # noqa: E402
-from tests.load_benchmark import app_process  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-timer-throttling",
                  "--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows"]
-READY_JS = ("() => { const c = document.querySelector('#canvas canvas'); const i = document.querySelector('#facade img');"
+READY_JS = ("() => { const c = document.querySelector('#canvas canvas');"
+            " const i = document.querySelector('#facade img');"
             " return c && c.p2p && i && i.complete && i.naturalWidth > 0; }")
 
 # Before any page script: timestamps of pointer-down and -up and of every queue/join request.
@@ -144,12 +141,13 @@ def summary(r: dict, strokes: int) -> str:
              f"min {min(lat):.0f}, max {max(lat):.0f}",
              f"  mouse-up -> request leaves:   median {statistics.median(leave):.0f} ms, max {max(leave):.0f} ms"]
     if "during" in r:
-        lines.append(f"  a {r['long_ms'] / 1000:.1f} s stroke: {r['during']} new facades shown while the button was down")
+        lines.append(f"  a {r['long_ms'] / 1000:.1f} s stroke: {r['during']} new facades shown while the button "
+                     "was down")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="tests/canvas_benchmark.py", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tests.benchmarks.canvas_benchmark", description=__doc__.splitlines()[0])
     p.add_argument("--weights", help="weights (default: the bundled ones)")
     p.add_argument("--pages", type=int, nargs="+", default=[1, 4], help="painters at once, one run each (default 1 4)")
     p.add_argument("--strokes", type=int, default=20, help="strokes per page (default 20)")

@@ -1,9 +1,9 @@
 """Load benchmark (a script, not a test): what `/generate` costs the server, and what many clients get from it.
 
-    PYTHONPATH=. python tests/load_benchmark.py --weights assets/weights      # the bundled model
-    PYTHONPATH=. python tests/load_benchmark.py                               # ngf=64 random weights
-    PYTHONPATH=. python tests/load_benchmark.py --weights runs/x/export --clients 32 --rounds 4
-    PYTHONPATH=. python tests/load_benchmark.py --url http://127.0.0.1:7860/  # an app already running
+    python -m tests.benchmarks.load_benchmark --weights assets/weights      # the bundled model
+    python -m tests.benchmarks.load_benchmark                               # ngf=64 random weights
+    python -m tests.benchmarks.load_benchmark --weights runs/x/export --clients 32 --rounds 4
+    python -m tests.benchmarks.load_benchmark --url http://127.0.0.1:7860/  # an app already running
 
 By default it starts `python app.py` on 127.0.0.1 (its own process, as a user would) twice, with batching
 off (--max-batch-size 1) and on, around the same weights, and measures each:
@@ -36,17 +36,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+import numpy as np
+import torch
+from gradio_client import Client, handle_file
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
+from pix2pix import UnetGenerator, example_labels
+from tests.helpers import free_port
 
-from pix2pix import UnetGenerator, example_labels  # noqa: E402
-from tests.helpers import free_port  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 
 def reuse_tls_context() -> None:
@@ -174,10 +171,12 @@ def run_app(weights: str, device: str, max_batch_size: int, args: argparse.Names
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.load_benchmark",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--rounds", type=int, default=8, help="calls per client, back to back (default 8)")
-    parser.add_argument("--sequential", type=int, default=60, help="one-at-a-time calls for the CPU figure (default 60)")
+    parser.add_argument("--sequential", type=int, default=60,
+                        help="one-at-a-time calls for the CPU figure (default 60)")
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--weights", help="weights to serve (default: random weights at --ngf)")
     parser.add_argument("--ngf", type=int, default=64)
@@ -224,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     for mode, r in results.items():
         failed += len(r["errors"])
         print(f"| {mode} | {r['cpu_ms']:.0f} | {r['latency_ms']:.0f} | {r['throughput']:.2f} | {r['p50']:.2f} | "
-              f"{r['p95']:.2f} | {r['load_cpu_ms']:.0f} | {r['client_cpu_ms']:.0f} | {len(r['errors'])} of {r['requests']} |")
+              f"{r['p95']:.2f} | {r['load_cpu_ms']:.0f} | {r['client_cpu_ms']:.0f} | "
+              f"{len(r['errors'])} of {r['requests']} |")
     for mode, r in results.items():
         for error in sorted(set(r["errors"]))[:5]:
             print(f"  {mode} failed: {error}")
