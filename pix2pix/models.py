@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
+from . import philox
+
 DROPOUT_P = 0.5
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -65,10 +67,10 @@ class UnetGenerator(
     gives seeds that differ only in fine texture; a code trained with a mode-seeking term moves colour,
     material and light. ``nz = 0`` is the paper's generator (and loads the authors' checkpoints).
 
-    ``forward(x, seeds=...)`` draws each sample's dropout masks, then its code, from its own seeded CPU
-    generator, so a sample depends only on its input and its seed, never on the global RNG, the batch it is
-    in or the device. Without seeds, dropout follows ``self.training`` like ``nn.Dropout`` and the code is
-    drawn from the global RNG in training and is zero (the prior's mean) in eval mode.
+    ``forward(x, seeds=...)`` takes each sample's dropout masks and code from the seed rule of
+    ``pix2pix.philox``, so a sample depends only on its input and its seed, never on the global RNG, the batch
+    it is in, the device or the runtime. Without seeds, dropout follows ``self.training`` like ``nn.Dropout``
+    and the code is drawn from the global RNG in training and is zero (the prior's mean) in eval mode.
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, num_downs: int = 8, nz: int = 0):
@@ -117,20 +119,17 @@ class UnetGenerator(
     def sample_noise(self, seeds: Sequence[int], image_size: int) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """Per-sample dropout masks (already scaled by 1/(1-p)) and latent codes (``None`` when nz = 0).
 
-        Each sample's noise comes from its own CPU generator seeded with its seed, masks first, so the
-        same seed gives the same facade in any batch and on any device, and the global RNG is never touched.
+        They follow the seed rule of ``pix2pix.philox`` (Philox4x32-10, keyed by the seed, one stream per
+        tensor), which numpy and the page's JavaScript both implement: the same seed gives the same facade in
+        any batch, on any device, with any torch version and in any runtime; the global RNG is never touched.
         """
-        rngs = [torch.Generator().manual_seed(int(s)) for s in seeds]
         shapes = []
         for i in self.dropout_blocks:
             block = self.decoder[i][0]
             side = image_size >> (self.num_downs - 1 - i)
             shapes.append((block.out_channels, side, side))
-        per_sample = [[torch.rand(shape, generator=g) >= DROPOUT_P for shape in shapes] for g in rngs]
-        scale = 1.0 / (1.0 - DROPOUT_P)
-        masks = [torch.stack([m[k] for m in per_sample]).float() * scale for k in range(len(shapes))]
-        z = torch.stack([torch.randn(self.nz, generator=g) for g in rngs]) if self.nz else None
-        return masks, z
+        masks, z = philox.sample_noise(seeds, shapes, self.nz, DROPOUT_P)
+        return [torch.from_numpy(m) for m in masks], (torch.from_numpy(z) if z is not None else None)
 
     def dropout_masks(self, seeds: Sequence[int], image_size: int) -> list[torch.Tensor]:
         """The dropout half of ``sample_noise``."""
