@@ -54,3 +54,18 @@ def test_the_bundled_models_seeds_give_visibly_different_facades(monkeypatch):
     model = Pix2Pix.load(device="cpu", precision="fp32")
     inputs = [label_to_tensor(label)[0] for label in example_labels()[:4]]
     assert seed_diversity(model, inputs) > 20
+
+
+def test_the_bundled_card_gives_fid_over_seed_sets_and_the_step_exact_command():
+    card = (BUNDLED_WEIGHTS / "README.md").read_text()
+    evaluation = card.split("## Evaluation", 1)[1].split("\n## ", 1)[0]
+    assert "mean +- sample standard deviation (ddof 1) over 5 seed sets" in evaluation
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in evaluation.splitlines()
+            if line.startswith("| FID")}
+    mean, std = (float(v) for v in rows["FID (TF-FID Inception, against the split's real photos), mean +- std"][0]
+                 .split(" +- "))
+    per_set = [float(v) for v in rows["FID per seed set"][0].split(", ")]
+    assert len(per_set) == 5 and mean == pytest.approx(np.mean(per_set), abs=0.05)
+    assert std == pytest.approx(np.std(per_set, ddof=1), abs=0.05)
+    assert "| step-exact command | `python -m train --recipe cpu --epochs 85 --epochs-decay 85`" in card
+    assert "| schedule | 85 epochs at constant lr + 85 of linear decay" in card  # what the command repeats

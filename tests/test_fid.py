@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import IN_CI
 from pix2pix import Pix2Pix, UnetGenerator
+from tests.helpers import IN_CI
 from train import fid
 from train.evaluate import diversity, seed_diversity, summary_line
 
@@ -112,3 +112,111 @@ def test_summary_line_names_the_figures():
     line = summary_line({"fid": 176.34, "kid": 0.117, "diversity": 8.21, "n": 106, "diversity_maps": 30})
     assert line.startswith("FID 176.3  KID 0.1170  diversity 8.2  over 106 images")
     assert "FID" not in summary_line({"diversity": 1.0, "n": 2, "diversity_maps": 2})
+
+
+# ------------------------------------------------------------------------------ FID over seed sets
+def _pairs(root, n: int = 3, size: int = 64):
+    """``n`` side-by-side pairs (photo | labels) of random label blocks, as the facades layout has them."""
+    from PIL import Image
+
+    from pix2pix import PALETTE
+    from train.data import PairedDataset, find_pairs
+
+    rng = np.random.default_rng(0)
+    root.mkdir(exist_ok=True)
+    for i in range(n):
+        labels = np.empty((size, size, 3), np.uint8)
+        labels[:] = PALETTE[1]
+        y, x = rng.integers(0, size // 2, 2)
+        labels[y:y + size // 4, x:x + size // 4] = PALETTE[rng.integers(2, 12)]
+        photo = np.clip(labels.astype(int) // 2 + rng.integers(0, 96, labels.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(np.concatenate([photo, labels], axis=1)).save(root / f"{i}.png")
+    return PairedDataset(find_pairs(root), size, size)
+
+
+@pytest.fixture()
+def small(tmp_path):
+    """A coded ngf-8 U-Net at 64x64 (seeds change its images) and 3 pairs."""
+    torch.manual_seed(0)
+    return (Pix2Pix(UnetGenerator(ngf=8, num_downs=6, nz=8).eval(), device="cpu", precision="fp32"),
+            _pairs(tmp_path / "pairs"))
+
+
+@pytest.fixture()
+def fake_inception(monkeypatch):
+    """Replaces the Inception by 2x2 colour means (12 features), and records every batch it is shown."""
+    seen = []
+
+    def features(images, batch_size=25, net=None):
+        seen.append(images.clone())
+        x = images.float() if images.dtype == torch.uint8 else images.float().clamp(0, 1) * 255
+        return torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1).double().numpy()
+
+    monkeypatch.setattr(fid, "inception_features", features)
+    monkeypatch.setattr(fid, "find_inception", lambda: "fake")
+    return seen
+
+
+def test_seed_set_k_gives_image_i_the_seed_i_plus_1000k(small):
+    from train.evaluate import generate_set, set_seeds
+
+    model, ds = small
+    assert set_seeds([0, 1, 2], seed=5, k=3) == [3005, 3006, 3007]
+    direct = model.generate_batch([ds[i][0] for i in range(3)], [2000, 2001, 2002])
+    expected = torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in direct])
+    assert torch.equal(generate_set(model, ds, seed=0, k=2), expected)  # one batch of 3, as generated directly
+    first, second = generate_set(model, ds, k=0), generate_set(model, ds, k=1)
+    assert (first.float() - second.float()).abs().mean() > 1  # another set of seeds, other facades
+
+
+def test_fid_is_the_mean_of_the_seed_sets_against_real_features_computed_once(small, fake_inception):
+    import statistics
+
+    from train.evaluate import evaluate, generate_set, summary_line
+
+    model, ds = small
+    result = evaluate(model, ds, fid=True, seed_sets=3)
+    reals = torch.stack([ds[i][1] for i in range(3)]).add(1).mul(127.5).round().byte()
+    shown = [(batch * 255).round().byte() for batch in fake_inception]
+    assert len(shown) == 4 and sum(torch.equal(b, reals) for b in shown) == 1  # 3 sets + the real photos once
+    real_feats = fid.inception_features(reals.float() / 255)
+    for k in range(3):
+        fake_feats = fid.inception_features(generate_set(model, ds, k=k).float() / 255)
+        assert result["fid_sets"][k] == pytest.approx(fid.fid_from_features(fake_feats, real_feats))
+        assert result["kid_sets"][k] == pytest.approx(fid.kid_from_features(fake_feats, real_feats))
+    assert len(set(result["fid_sets"])) == 3 and result["seed_sets"] == 3
+    for key in ("fid", "kid"):
+        assert result[key] == pytest.approx(statistics.fmean(result[f"{key}_sets"]))
+        assert result[f"{key}_std"] == pytest.approx(np.std(result[f"{key}_sets"], ddof=1))  # the sample std
+        assert result[f"{key}_std"] > 0
+    assert summary_line(result).startswith(f"FID {result['fid']:.1f} +- {result['fid_std']:.1f} (3 seed sets)  KID ")
+
+
+def test_one_seed_set_is_the_single_pass_with_seeds_i(small, fake_inception, tmp_path, capsys):
+    from train.evaluate import evaluate, main, sets_line, summary_line
+
+    model, ds = small
+    one = evaluate(model, ds, fid=True, seed_sets=1)
+    fakes = model.generate_batch([ds[i][0] for i in range(3)], [0, 1, 2])
+    fake = torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in fakes]).float() / 255
+    real = torch.stack([ds[i][1] for i in range(3)]).add(1).mul(127.5).round().byte().float() / 255
+    assert {k: one[k] for k in ("fid", "kid")} == fid.fid_kid(fake, real)  # what the single pass computed
+    assert one["fid_sets"] == [one["fid"]] and one["fid_std"] is None and one["seed_sets"] == 1
+    assert "+-" not in summary_line(one) and sets_line(one) == ""
+    model.generator.save_pretrained(tmp_path / "w")
+    argv = ["--weights", str(tmp_path / "w"), "--data", str(tmp_path / "pairs"), "--device", "cpu",
+            "--out", str(tmp_path / "e")]
+    assert main([*argv, "--seed-sets", "1"]) == one
+    two = main([*argv, "--seed-sets", "2"])
+    out = capsys.readouterr().out
+    assert two["fid_sets"][0] == one["fid"] and "(2 seed sets)" in out and "+- " in out
+    assert "seed i + 1000k, k = 0..1" in out and "sample std, ddof 1" in out
+    with pytest.raises(SystemExit):
+        main([*argv, "--seed-sets", "0"])
+    assert "--seed-sets must be at least 1" in capsys.readouterr().err
+
+
+def test_summary_line_gives_the_spread_over_seed_sets():
+    result = {"fid": 128.83, "kid": 0.0451, "fid_std": 2.61, "kid_std": 0.00123, "seed_sets": 5, "diversity": 43.7,
+              "n": 106, "diversity_maps": 30}
+    assert summary_line(result).startswith("FID 128.8 +- 2.6 (5 seed sets)  KID 0.0451 +- 0.0012  diversity 43.7")

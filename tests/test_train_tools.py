@@ -207,3 +207,49 @@ def test_paired_jitter_same_crop_and_flip_labels_stay_in_palette(tmp_path):
             assert (x - y).abs().mean() < 0.05  # the same crop and flip for input and target
             flipped.add(bool(x[2, :, 0].mean() < x[2, :, -1].mean()))  # blue class now on the right
         assert flipped == {True, False}
+
+
+# ------------------------------------------------------------------------------------ the model card
+def _card_summary(metrics: dict | None) -> dict:
+    return {"data": "facades", "train_images": 400, "skipped": 0, "epochs_done": 170, "epochs_constant": 85,
+            "epochs_decay": 85, "steps": 34000, "train_seconds": 7800.0, "device": "cpu", "load_size": 286,
+            "eval_split": "test", "time_budget": "2h15m", "last": {}, "metrics": metrics}
+
+
+def test_model_card_gives_fid_as_mean_and_spread_over_seed_sets_and_the_step_exact_command(tmp_path):
+    from train.config import parse_args
+    from train.report import metrics_text, write_model_card
+
+    metrics = {"n": 106, "seed": 0, "fid": 128.84, "fid_std": 2.61, "fid_sets": [125.7, 131.2, 127.9, 129.0, 130.4],
+               "kid": 0.04512, "kid_std": 0.00123, "kid_sets": [0.0441, 0.0462, 0.0449, 0.0450, 0.0454],
+               "seed_sets": 5, "diversity": 43.7, "diversity_maps": 30, "l1": 0.22, "psnr": 11.1, "ssim": 0.17}
+    cfg = parse_args(["--recipe", "cpu", "--time-budget", "2h15m", "--run-dir", "/somewhere/run"]).to_dict()
+    write_model_card(tmp_path, cfg, _card_summary(metrics))
+    card = (tmp_path / "README.md").read_text()
+    assert "| FID (TF-FID Inception, against the 106 real photos), mean +- std | 128.8 +- 2.6 |" in card
+    assert "| FID per seed set | 125.7, 131.2, 127.9, 129.0, 130.4 |" in card
+    assert "| KID, mean +- std | 0.0451 +- 0.0012 |" in card and "| KID per seed set | 0.0441, 0.0462," in card
+    assert "sample standard deviation (ddof 1) over 5 seed sets" in card and "the seed i + 1000k (k = 0..4)" in card
+    assert "`--recipe cpu`, `--time-budget 2h15m`" in card  # the budgeted command, and beside it the exact one:
+    exact = "`python -m train --recipe cpu --epochs 85 --epochs-decay 85`"
+    assert f"| step-exact command | {exact}: the same 34000 steps on any machine" in card
+    assert "somewhere" not in card
+    assert "FID 128.8 +- 2.6, KID 0.0451 +- 0.0012 (mean +- std over 5 seed sets)" in metrics_text(metrics)
+    single = {k: v for k, v in metrics.items() if not k.endswith(("_std", "_sets"))}
+    write_model_card(tmp_path, cfg, _card_summary(single))  # one set (--seed-sets 1, older results): the value alone
+    card = (tmp_path / "README.md").read_text()
+    assert "| FID (TF-FID Inception, against the 106 real photos) | 128.8 |" in card and "+-" not in card
+    assert "seeds 0..105" in card
+
+
+def test_the_step_exact_command_names_every_option_that_changed_the_weights():
+    from train.config import parse_args
+    from train.report import reproduce_command
+
+    cfg = parse_args(["--recipe", "cpu", "--lr-d", "3e-4", "--no-flip", "--init-from", "/a/b/published", "--seed", "3",
+                      "--data", "/x/facades", "--num-workers", "2", "--no-progress"]).to_dict()
+    command = reproduce_command(cfg, {"epochs_constant": 7, "epochs_decay": 9})
+    assert command.startswith("python -m train --recipe cpu --epochs 7 --epochs-decay 9 ")
+    for part in ("--lr-d 0.0003", "--no-flip", "--init-from published", "--seed 3"):
+        assert f" {part}" in command, part
+    assert "/x/" not in command and "--num-workers" not in command and "--ngf" not in command  # the recipe's own

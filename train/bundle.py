@@ -26,6 +26,7 @@ from pix2pix.assets import ASSETS_DIR, BUNDLED_WEIGHTS, example_photo
 from pix2pix.images import image_to_tensor, to_unit
 from pix2pix.models import CONFIG_NAME, WEIGHTS_NAME
 
+from .evaluate import SEED_SETS, SEED_STRIDE, evaluate, spread
 from .report import metrics_text
 
 DIFFERENCES = """
@@ -51,7 +52,7 @@ chosen by an ablation at equal wall time on the val split (val FID, KID and seed
 The optimiser (Adam, betas 0.5 / 0.999), the 70x70 PatchGAN, the U-Net's depth, the jitter (resize to 286,
 random 256 crop, flip) and dropout at test time are the paper's. The weights are stored in fp16 (upcast to
 fp32 on load).
-"""
+"""  # noqa: E501 (a markdown table: one row a line)
 
 
 def save_fp16(export: Path, out: Path) -> None:
@@ -84,45 +85,56 @@ def results_grid(model: Pix2Pix, path: Path, seed: int = 0, num_seeds: int = 4) 
     return path
 
 
-def evaluate_on(model: Pix2Pix, data: Path) -> dict:
-    """``train.evaluate``'s figures (FID, KID and seed diversity where the FID extra is installed) on a split."""
+def evaluate_on(model: Pix2Pix, data: Path, seed_sets: int = SEED_SETS) -> dict:
+    """``train.evaluate``'s figures (FID, KID and seed diversity where the FID extra is installed) on a split:
+    FID and KID as the mean +- sample std over ``seed_sets`` seed sets, as the CLI and the trainer report them."""
     from .data import PairedDataset, check_pairs, find_pairs
-    from .evaluate import evaluate
 
     pairs, _ = check_pairs(find_pairs(data))
-    return evaluate(model, PairedDataset(pairs, model.image_size, model.image_size), seed=0, progress=True)
+    return evaluate(model, PairedDataset(pairs, model.image_size, model.image_size), seed=0, progress=True,
+                    seed_sets=seed_sets)
+
+
+def seeds_text(m: dict) -> str:
+    """How the figures of ``m`` were drawn, for the card."""
+    sets = m.get("seed_sets", 1)
+    if sets < 2:
+        return "dropout on, seed i for image i"
+    return (f"dropout on; FID and KID: mean +- sample std over {sets} seed sets, image i of set k with seed "
+            f"i + {SEED_STRIDE}k; the rest: set 0")
 
 
 def comparison(previous: dict, new: dict, split: str) -> str:
     """The model card's table: the weights this bundle replaced beside the new ones, on the same split."""
-    rows = [("FID (lower is better)", "fid", "{:.1f}"), ("KID", "kid", "{:.4f}"),
-            ("seed diversity (grey levels)", "diversity", "{:.1f}"), ("L1", "l1", "{:.4f}"),
-            ("PSNR", "psnr", "{:.2f} dB"), ("SSIM", "ssim", "{:.4f}")]
+    rows = [("FID (lower is better)", "fid", ".1f"), ("KID", "kid", ".4f"),
+            ("seed diversity (grey levels)", "diversity", ".1f"), ("L1", "l1", ".4f"),
+            ("PSNR", "psnr", ".2f"), ("SSIM", "ssim", ".4f")]
     lines = [f"\n## Against the model it replaced\n\nBoth as bundled (fp16), on the {new['n']} images of "
-             f"`{split}`, dropout on, seed i for image i (`python -m train.evaluate`):\n",
+             f"`{split}`, {seeds_text(new)} (`python -m train.evaluate`):\n",
              "| | previous bundled model | this model |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {fmt.format(previous[key])} | {fmt.format(new[key])} |"
+    unit = {"psnr": " dB"}
+    lines += [f"| {name} | " + " | ".join(spread(m, key, fmt) + unit.get(key, "") for m in (previous, new)) + " |"
               for name, key, fmt in rows if key in previous and key in new]
     return "\n".join(lines) + "\n"
 
 
 def bundle(run: Path, out: Path = BUNDLED_WEIGHTS, results: Path = RESULTS_GRID,
-           data: Path | None = None) -> dict:
+           data: Path | None = None, seed_sets: int = SEED_SETS) -> dict:
     """``data``: a split to evaluate the fp16 weights on, and the weights already in ``out`` (the model
-    being replaced) too, so that the card shows the two side by side."""
+    being replaced) too, so that the card shows the two side by side (the same ``seed_sets`` for both)."""
     export = run / "export"
     previous = None
     if data is not None and (out / WEIGHTS_NAME).is_file():
-        previous = evaluate_on(Pix2Pix.load(out, device="cpu"), data)
+        previous = evaluate_on(Pix2Pix.load(out, device="cpu"), data, seed_sets)
     save_fp16(export, out)
     model = Pix2Pix.load(out, device="cpu")
     results_grid(model, results)
     card = (export / "README.md").read_text() if (export / "README.md").is_file() else ""
     metrics = None
     if data is not None:
-        metrics = evaluate_on(model, data)
-        card += (f"\n## The bundled fp16 weights\n\nOn the {metrics['n']} images of `{data.name}` (dropout on, "
-                 f"seeds 0..{metrics['n'] - 1}; `python -m train.evaluate`): {metrics_text(metrics)}.\n")
+        metrics = evaluate_on(model, data, seed_sets)
+        card += (f"\n## The bundled fp16 weights\n\nOn the {metrics['n']} images of `{data.name}` "
+                 f"({seeds_text(metrics)}; `python -m train.evaluate`): {metrics_text(metrics)}.\n")
         if previous is not None:
             card += comparison(previous, metrics, data.name)
     card = card.replace("![samples](sample.png)", f"![results]({os.path.relpath(results, out)})")
@@ -140,14 +152,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--results", type=Path, default=RESULTS_GRID, help="the README's results grid")
     p.add_argument("--data", type=Path, help="a split to evaluate the fp16 weights on, and the weights they "
                    "replace, side by side in the card (e.g. facades/test)")
+    p.add_argument("--seed-sets", type=int, default=SEED_SETS, help="FID and KID: mean and sample std over this many "
+                   "seed sets (as python -m train.evaluate)")
     args = p.parse_args(argv)
     if not (args.run / "export" / WEIGHTS_NAME).is_file():
         p.error(f"{args.run}: no export/{WEIGHTS_NAME}; finish the run first (the same train command resumes it)")
-    done = bundle(args.run, args.out, args.results, args.data)
+    if args.seed_sets < 1:
+        p.error(f"--seed-sets must be at least 1, got {args.seed_sets}")
+    done = bundle(args.run, args.out, args.results, args.data, args.seed_sets)
     print(f"bundled {args.run / 'export'} -> {done['weights']} (fp16); results grid: {done['results']}")
     if done["metrics"]:
-        m = done["metrics"]
-        print(f"fp16 weights: {metrics_text(m)}")
+        print(f"fp16 weights: {metrics_text(done['metrics'])}")
     if done["previous"]:
         print(f"the weights replaced: {metrics_text(done['previous'])}")
     return done

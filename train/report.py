@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import os
@@ -11,6 +12,9 @@ import torch
 from torchvision.utils import make_grid, save_image
 
 from pix2pix.images import to_unit
+
+from .config import RECIPES, TrainConfig
+from .evaluate import SEED_STRIDE, spread
 
 CURVES = (("g_gan", "generator GAN loss"), ("g_l1", "generator L1 loss"), ("g_ms", "mode-seeking term"),
           ("d_real", "discriminator loss, real"), ("d_fake", "discriminator loss, fake"))
@@ -62,14 +66,16 @@ def svg_curve(xs: list[float], ys: list[float], title: str, width: int = 420, he
     y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
 
     def px(x, y):
-        return (pad + (x - x0) / (x1 - x0) * (width - 2 * pad), height - pad + 8 - (y - y0) / (y1 - y0) * (height - 2 * pad))
+        return (pad + (x - x0) / (x1 - x0) * (width - 2 * pad),
+                height - pad + 8 - (y - y0) / (y1 - y0) * (height - 2 * pad))
 
-    points = " ".join(f"{a:.1f},{b:.1f}" for a, b in (px(x, y) for x, y in zip(xs, ys)))
+    points = " ".join(f"{a:.1f},{b:.1f}" for a, b in (px(x, y) for x, y in zip(xs, ys, strict=True)))
     return (
         f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" role="img">'
         f'<title>{html.escape(title)}</title><rect width="100%" height="100%" fill="#fff" stroke="#ccc"/>'
         f'<text x="{pad}" y="16" font-size="12">{html.escape(title)}</text>'
-        f'<text x="2" y="{pad}" font-size="10">{y1:.3g}</text><text x="2" y="{height - pad + 8}" font-size="10">{y0:.3g}</text>'
+        f'<text x="2" y="{pad}" font-size="10">{y1:.3g}</text>'
+        f'<text x="2" y="{height - pad + 8}" font-size="10">{y0:.3g}</text>'
         f'<text x="{pad}" y="{height - 8}" font-size="10">epoch {x0:g}</text>'
         f'<text x="{width - pad - 20}" y="{height - 8}" font-size="10">epoch {x1:g}</text>'
         f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{points}"/></svg>'
@@ -106,8 +112,11 @@ img{{max-width:100%;image-rendering:pixelated}} pre{{background:#f4f4f4;padding:
 
 
 def metrics_text(m: dict) -> str:
-    """One line of the figures that judge a model (FID and KID when they were computed)."""
-    fid = f"FID {m['fid']:.1f}, KID {m['kid']:.4f}, " if "fid" in m else ""
+    """One line of the figures that judge a model (FID and KID when they were computed: the mean +- sample std
+    over the seed sets, or one set's values)."""
+    sets = m.get("seed_sets", 1)
+    fid = (f"FID {spread(m, 'fid', '.1f')}, KID {spread(m, 'kid', '.4f')}"
+           f"{f' (mean +- std over {sets} seed sets)' if sets > 1 else ''}, " if "fid" in m else "")
     div = f"seed diversity {m['diversity']:.1f}, " if "diversity" in m else ""
     return f"{fid}{div}L1 {m['l1']:.4f}, PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} over {m['n']} images"
 
@@ -118,41 +127,117 @@ def data_name(desc: str) -> str:
     return "CMP Facades" if "facades" in name.lower() or not name else name
 
 
-def write_model_card(folder: Path, config: dict, summary: dict) -> None:
-    """The export's README.md: recipe, data, epochs, time, metrics and a sample grid."""
-    metrics = summary.get("metrics")
-    metric_rows = ""
-    if metrics and "fid" in metrics:
-        metric_rows += (f"| FID (TF-FID Inception, against the {metrics['n']} real photos) | {metrics['fid']:.1f} |\n"
-                        f"| KID | {metrics['kid']:.4f} |\n")
-    if metrics and "diversity" in metrics:
-        metric_rows += (f"| seed diversity (grey levels at 32x32, {metrics.get('diversity_maps', 30)} maps x 4 seeds) "
-                        f"| {metrics['diversity']:.1f} |\n")
-    if metrics:
-        metric_rows += (f"| L1 (0-1 scale) | {metrics['l1']:.4f} |\n| PSNR | {metrics['psnr']:.2f} dB |\n"
-                        f"| SSIM | {metrics['ssim']:.4f} |\n")
-    metric_text = (f"On {metrics['n']} images of `{summary['eval_split']}` (dropout on, seeds 0..{metrics['n'] - 1}, "
-                   "`python -m train.evaluate`):\n\n| metric | value |\n| --- | --- |\n" + metric_rows
-                   if metrics else "Not evaluated (no val/ or test/ split, or `--no-evaluate`).\n")
-    c, size = config, config["image_size"]
-    limit = f" (the first {c['limit']})" if c["limit"] else ""
-    losses = ", ".join(f"{k} {summary['last'][k]:.4f}" for k, _ in CURVES if k in summary.get("last", {}))
-    flip = "random flip" if c["flip"] else "no flip"
-    budget = f", `--time-budget {summary['time_budget']}`" if summary.get("time_budget") else ""
-    wall = summary.get("wall_seconds")
-    speed = summary["train_images"] * summary["epochs_done"] / max(summary["train_seconds"], 1e-9)
-    wall_text = f" ({wall / 60:.1f} minutes of wall time in all, start-up, compilation and evaluation included)" if wall else ""
-    snap = " (inputs snapped to the CMP palette)" if c["snap_labels"] else ""
-    code = (f", a latent code of {c['nz']} numbers at every encoder block (drawn from the seed)"
-            if c.get("nz") else "")
+#: Options that do not change the weights a run trains (where data, logs and checkpoints go; how fast it runs),
+#: left out of the step-exact command; the epochs are written from the run itself.
+NOT_IN_COMMAND = {"recipe", "epochs", "epochs_decay", "time_budget", "data", "data_a", "data_b", "cache_dir",
+                  "in_memory", "device", "channels_last", "fused_adam", "num_workers", "run_dir", "resume",
+                  "save_every", "keep_checkpoints", "log_every", "num_samples", "evaluate", "eval_limit",
+                  "tensorboard", "progress", "push_to_hub", "private"}
+
+
+def reproduce_command(config: dict, summary: dict) -> str:
+    """``python -m train --recipe cpu --epochs 85 --epochs-decay 85``: the run's recipe, its own constant and
+    decay epochs and every other option it changed from the recipe's defaults. A ``--time-budget`` fits the
+    epochs to the machine it runs on (a different model on every CPU); this command trains the same steps
+    anywhere."""
+    recipe = config.get("recipe", "paper")
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | RECIPES.get(recipe, {})
+    epochs = (summary.get("epochs_constant", config["epochs"]), summary.get("epochs_decay", config["epochs_decay"]))
+    parts = ["python -m train", f"--recipe {recipe}", f"--epochs {epochs[0]}", f"--epochs-decay {epochs[1]}"]
+    for name, value in config.items():
+        if name in NOT_IN_COMMAND or name not in defaults or value == defaults[name] or value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + flag[2:])
+        else:
+            shown = Path(value).name if name == "init_from" else f"{value:g}" if isinstance(value, float) else value
+            parts.append(f"{flag} {shown}")
+    return " ".join(parts)
+
+
+def evaluation_text(metrics: dict | None, split: str | None) -> str:
+    """The card's evaluation section: FID and KID as the mean +- sample std over the seed sets and per set."""
+    if not metrics:
+        return "Not evaluated (no val/ or test/ split, or `--no-evaluate`).\n"
+    n, seed, sets = metrics["n"], metrics.get("seed", 0), metrics.get("seed_sets", 1)
+    rows = []
+    if "fid" in metrics:
+        per_set = sets > 1
+        rows += [(f"FID (TF-FID Inception, against the {n} real photos){', mean +- std' if per_set else ''}",
+                  spread(metrics, "fid", ".1f"))]
+        rows += [("FID per seed set", ", ".join(f"{v:.1f}" for v in metrics["fid_sets"]))] if per_set else []
+        rows += [(f"KID{', mean +- std' if per_set else ''}", spread(metrics, "kid", ".4f"))]
+        rows += [("KID per seed set", ", ".join(f"{v:.4f}" for v in metrics["kid_sets"]))] if per_set else []
+    if "diversity" in metrics:
+        rows.append((f"seed diversity (grey levels at 32x32, {metrics.get('diversity_maps', 30)} maps x 4 seeds)",
+                     f"{metrics['diversity']:.1f}"))
+    rows += [("L1 (0-1 scale)", f"{metrics['l1']:.4f}"), ("PSNR", f"{metrics['psnr']:.2f} dB"),
+             ("SSIM", f"{metrics['ssim']:.4f}")]
+    if sets > 1 and "fid" in metrics:
+        start = f"{seed} + " if seed else ""
+        how = (f"dropout on, `python -m train.evaluate`). FID and KID are the mean +- sample standard deviation "
+               f"(ddof 1) over {sets} seed sets, set k giving image i the seed {start}i + {SEED_STRIDE}k "
+               f"(k = 0..{sets - 1}), and each set's value: with {n} images one set's FID is a draw from that "
+               f"spread. The other figures are of set 0 (seeds {seed}..{seed + n - 1})")
+    else:
+        how = f"dropout on, seeds {seed}..{seed + n - 1}, `python -m train.evaluate`)"
+    table = "".join(f"| {name} | {value} |\n" for name, value in rows)
+    return f"On {n} images of `{split}` ({how}:\n\n| metric | value |\n| --- | --- |\n{table}"
+
+
+def recipe_rows(c: dict, summary: dict) -> list[tuple[str, str]]:
+    """The card's recipe table: what was trained, how, and the commands that train it again."""
+    size = c["image_size"]
+    code = f", a latent code of {c['nz']} numbers at every encoder block (drawn from the seed)" if c.get("nz") else ""
     ms = f" + {c['lambda_ms']:g} x mode seeking (MSGAN)" if c.get("lambda_ms") else ""
-    ema_text = (f"decay {c['ema']:g} (warm-up min(decay, (1+n)/(10+n))); the exported weights are the average"
-                if c.get("ema") else "none (the last weights are exported)")
+    ema = (f"decay {c['ema']:g} (warm-up min(decay, (1+n)/(10+n))); the exported weights are the average"
+           if c.get("ema") else "none (the last weights are exported)")
     init = (f"the generator of an earlier model (`--init-from {Path(c['init_from']).name}`), trained on from there; "
             "the discriminator and the optimisers started fresh"
             + (f", the discriminator trained alone for the first {c['d_warmup']} steps" if c.get("d_warmup") else "")
             if c.get("init_from") else "random (normal, std 0.02)")
-    card = f"""---
+    lr_d = f" (discriminator {c['lr_d']:g})" if c.get("lr_d") is not None else ""
+    budget = f", `--time-budget {summary['time_budget']}`" if summary.get("time_budget") else ""
+    exact = (f"`{reproduce_command(c, summary)}`: the same {summary['steps']} steps on any machine"
+             + (" (the time budget fits the epochs to the machine it runs on: another CPU, another model)"
+                if budget else ""))
+    return [
+        ("generator", f"U-Net {size}x{size} ({size.bit_length() - 1} down-samplings), ngf {c['ngf']}, instance norm, "
+                      f"dropout 0.5{code}"),
+        ("discriminator", f"PatchGAN, {c['n_layers_d']} layers, ndf {c['ndf']}"),
+        ("loss", f"GAN (BCE with logits) + {c['lambda_l1']:g} x L1{ms}; discriminator loss halved"),
+        ("initialisation", init), ("EMA", ema),
+        ("precision", f"{c.get('precision', 'fp32')} (bf16 autocast where timed faster; see the start-up line)"),
+        ("optimiser", f"Adam lr {c['lr']:g}{lr_d}, betas ({c['beta1']:g}, {c['beta2']:g})"),
+        ("recipe", f"`--recipe {c.get('recipe', 'paper')}`{budget}"),
+        ("step-exact command", exact),
+        ("schedule", f"{summary.get('epochs_constant', c['epochs'])} epochs at constant lr + "
+                     f"{summary.get('epochs_decay', c['epochs_decay'])} of linear decay (per step)"),
+        ("batch size", f"{c['batch_size']} x {summary.get('world_size', 1)} process(es)"),
+        ("jitter", f"resize to {summary['load_size']}, random {size} crop, "
+                   f"{'random flip' if c['flip'] else 'no flip'}"),
+        ("direction", c["direction"] + (" (inputs snapped to the CMP palette)" if c["snap_labels"] else "")),
+        ("seed", str(c["seed"])),
+    ]
+
+
+def training_text(c: dict, summary: dict) -> str:
+    """The card's data and training sections."""
+    limit = f" (the first {c['limit']})" if c["limit"] else ""
+    losses = ", ".join(f"{k} {summary['last'][k]:.4f}" for k, _ in CURVES if k in summary.get("last", {}))
+    wall = summary.get("wall_seconds")
+    speed = summary["train_images"] * summary["epochs_done"] / max(summary["train_seconds"], 1e-9)
+    wall_text = (f" ({wall / 60:.1f} minutes of wall time in all, start-up, compilation and evaluation included)"
+                 if wall else "")
+    return (f"## Data\n\n{data_name(summary['data'])}, {summary['train_images']} training pairs{limit}, "
+            f"{summary['skipped']} unreadable file(s) skipped.\n\n## Training\n\n"
+            f"{summary['epochs_done']} epochs, {summary['steps']} steps, {summary['train_seconds'] / 60:.1f} minutes "
+            f"of training\non {summary['device']}{wall_text}: {speed:.2f} label maps/s (a map, not each of its codes, "
+            f"counts once). Final epoch losses: {losses}.\n")
+
+
+CARD_HEAD = """---
 library_name: facade-pix2pix
 license: mit
 pipeline_tag: image-to-image
@@ -163,41 +248,14 @@ tags: [pix2pix, image-to-image, gan, facades]
 
 A pix2pix U-Net generator (Isola et al., CVPR 2017) trained with `python -m train` (facade-pix2pix): it turns a
 CMP facade label map into a photo-like facade. Load it with `Pix2Pix.load("<this folder or repo id>")`.
-
-## Recipe
-
-| | |
-| --- | --- |
-| generator | U-Net {size}x{size} ({size.bit_length() - 1} down-samplings), ngf {c['ngf']}, instance norm, dropout 0.5{code} |
-| discriminator | PatchGAN, {c['n_layers_d']} layers, ndf {c['ndf']} |
-| loss | GAN (BCE with logits) + {c['lambda_l1']:g} x L1{ms}; discriminator loss halved |
-| initialisation | {init} |
-| EMA | {ema_text} |
-| precision | {c.get('precision', 'fp32')} (bf16 autocast where timed faster; see the start-up line) |
-| optimiser | Adam lr {c['lr']:g}{f" (discriminator {c['lr_d']:g})" if c.get('lr_d') is not None else ''}, betas ({c['beta1']:g}, {c['beta2']:g}) |
-| recipe | `--recipe {c.get('recipe', 'paper')}`{budget} |
-| schedule | {summary.get('epochs_constant', c['epochs'])} epochs at constant lr + {summary.get('epochs_decay', c['epochs_decay'])} of linear decay (per step) |
-| batch size | {c['batch_size']} x {summary.get('world_size', 1)} process(es) |
-| jitter | resize to {summary['load_size']}, random {size} crop, {flip} |
-| direction | {c['direction']}{snap} |
-| seed | {c['seed']} |
-
-## Data
-
-{data_name(summary['data'])}, {summary['train_images']} training pairs{limit}, {summary['skipped']} unreadable file(s) skipped.
-
-## Training
-
-{summary['epochs_done']} epochs, {summary['steps']} steps, {summary['train_seconds'] / 60:.1f} minutes of training
-on {summary['device']}{wall_text}: {speed:.2f} label maps/s (a map, not each of its codes, counts once). Final epoch losses: {losses}.
-
-## Evaluation
-
-{metric_text}
-## Samples
-
-Rows: label map | generated | real photo.
-
-![samples](sample.png)
 """
+
+
+def write_model_card(folder: Path, config: dict, summary: dict) -> None:
+    """The export's README.md: recipe (with the command that repeats the run step for step), data, epochs, time,
+    metrics and a sample grid."""
+    recipe = "".join(f"| {name} | {value} |\n" for name, value in recipe_rows(config, summary))
+    card = (f"{CARD_HEAD}\n## Recipe\n\n| | |\n| --- | --- |\n{recipe}\n{training_text(config, summary)}\n"
+            f"## Evaluation\n\n{evaluation_text(summary.get('metrics'), summary.get('eval_split'))}\n"
+            "## Samples\n\nRows: label map | generated | real photo.\n\n![samples](sample.png)\n")
     (Path(folder) / "README.md").write_text(card)
