@@ -29,12 +29,12 @@ from webapp import analytics_enabled as _analytics_enabled
 from webapp.cache import CACHE_MAX_AGE_MINUTES, clean_cache, delete_cache, start_cache_cleaner
 from webapp.handlers import DEFAULT_MAX_BATCH_SIZE, NUM_VARIATIONS, VARIATIONS_LABEL, FacadeApp
 from webapp.page import LAUNCH_KWARGS, build_demo, canvas_component
-from webapp.serving import FACADE_NAME, MAX_CANVAS_CHARS, encode_facade, from_data_url, serving_threads, to_data_url
+from webapp.serving import MAX_CANVAS_CHARS, encode_facade, facade_name, from_data_url, serving_threads, to_data_url
 
 # What tests and scripts reach through ``app`` (the command's module), re-exported from ``webapp``.
-__all__ = ["CACHE_MAX_AGE_MINUTES", "DEFAULT_MAX_BATCH_SIZE", "FACADE_NAME", "LAUNCH_KWARGS", "MAX_CANVAS_CHARS",
-           "NUM_VARIATIONS", "VARIATIONS_LABEL", "FacadeApp", "_analytics_enabled", "build_demo", "canvas_component",
-           "clean_cache", "delete_cache", "encode_facade", "from_data_url", "main", "parse_args", "serving_threads",
+__all__ = ["CACHE_MAX_AGE_MINUTES", "DEFAULT_MAX_BATCH_SIZE", "LAUNCH_KWARGS", "MAX_CANVAS_CHARS", "NUM_VARIATIONS",
+           "VARIATIONS_LABEL", "FacadeApp", "_analytics_enabled", "build_demo", "canvas_component", "clean_cache",
+           "delete_cache", "encode_facade", "facade_name", "from_data_url", "main", "parse_args", "serving_threads",
            "start_cache_cleaner", "to_data_url"]
 
 

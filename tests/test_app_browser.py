@@ -3,26 +3,31 @@
 Paints with every tool of the label-map canvas (brush, rectangle, fill, eraser, undo, redo, clear, the
 keyboard shortcuts) and checks, pixel by pixel, that the label map the server's model received is the one
 on the page; then the live updates during a stroke, the loaders (examples, random layout, upload) and the
-seed box; shortcuts from anywhere on the page; a photo uploaded as a label map; class outlines; and the
-page on a phone (390x844, touch), painting with a finger with the facade in view.
-``PIX2PIX_SCREENSHOT=assets/screenshot.png`` also saves the desktop page there (for the README), and
-``PIX2PIX_PHONE_SCREENSHOT=path.png`` the phone's screen. Timings: ``python -m tests.benchmarks.canvas_benchmark``.
+seed box; shortcuts from anywhere on the page; photos and bad values, each said once next to its cause;
+class outlines; the first screen of a desktop (1280x800, 1440x900) holding the canvas, the facade, the seed
+controls and the variations; the busy state; the PNG downloads and the label map's round trip; and the page
+on a phone (390x844, touch), painting with a finger with the facade in view.
+``PIX2PIX_SCREENSHOT=assets/screenshot.png`` also saves the desktop page there, and
+``PIX2PIX_PHONE_SCREENSHOT=path.png`` the phone's screen (the README's pictures are made by
+``python -m tests.benchmarks.screenshots``). Timings: ``python -m tests.benchmarks.canvas_benchmark``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from pix2pix import Pix2Pix, example_labels, example_photo, rgb_to_index
 from pix2pix.layout import random_layout
-from pix2pix.palette import BACKGROUND, class_index
+from pix2pix.palette import BACKGROUND, PALETTE, class_index
 from tests.helpers import IN_CI, WATCH_FACADE_JS, free_port, label_of
 
 CHROMIUM = Path(os.environ.get("PIX2PIX_CHROMIUM", "/usr/bin/chromium"))
@@ -30,6 +35,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 REPO = Path(__file__).resolve().parent.parent
 PHONE = dict(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True, device_scale_factor=2)
+DESKTOPS = [(1280, 800), (1440, 900)]
 #: How many "Error" badges a block shows: Gradio keeps one in every status tracker, at opacity 0 when idle.
 SHOWN_BADGES_JS = """(selector) => Array.from(document.querySelectorAll(selector + ' *'))
   .filter(e => e.childElementCount === 0 && e.textContent.trim() === 'Error')
@@ -38,6 +44,8 @@ SHOWN_BADGES_JS = """(selector) => Array.from(document.querySelectorAll(selector
   .length"""
 #: Emoji and the symbols that need an emoji font (pictographs, dingbats, variation selector 16).
 EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F]")
+#: Gradio's toasts (where a raised gr.Error would show, far from its cause).
+TOASTS = ".toast-body"
 
 
 def _unavailable(reason: str):
@@ -59,14 +67,23 @@ def sync_playwright():
 
 
 class SpyPix2Pix(Pix2Pix):
-    """Keeps every label map the model is given, as class indices."""
+    """Keeps every label map the model is given (as class indices) and its seed; ``gate``, when set, holds
+    each forward until it is opened, and ``delay`` slows each forward (a slow machine)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.inputs: list[np.ndarray] = []
+        self.seeds: list[int] = []
+        self.gate: threading.Event | None = None
+        self.delay = 0.0
 
     def generate_batch(self, labels, seeds, stochastic=True):
+        if self.gate is not None:
+            self.gate.wait(60)
+        if self.delay:
+            time.sleep(self.delay)  # the model's own pace on a slow machine, not a wait in the test
         self.inputs += [label_of(x) for x in labels if isinstance(x, torch.Tensor)]
+        self.seeds += list(seeds)
         return super().generate_batch(labels, seeds, stochastic=stochastic)
 
 
@@ -95,16 +112,19 @@ def browser(sync_playwright):
 
 
 class Page:
-    """The app's page with the few things the tests do to it (a 1280x1000 desktop, or ``phone=True``)."""
+    """The app's page with the few things the tests do to it (a 1280x800 desktop, another ``size``, or
+    ``phone=True``)."""
 
-    def __init__(self, browser, url: str, phone: bool = False):
-        self.page = browser.new_page(**(PHONE if phone else {"viewport": {"width": 1280, "height": 1000}}))
+    def __init__(self, browser, url: str, phone: bool = False, size: tuple[int, int] = (1280, 800)):
+        viewport = {"viewport": {"width": size[0], "height": size[1]}}
+        self.page = browser.new_page(**(PHONE if phone else viewport), accept_downloads=True)
         self.requests: list = []
         self.page.on("request", lambda request: self.requests.append(request))
         self.page.goto(url)
         self.page.wait_for_function("() => { const c = document.querySelector('#canvas canvas');"
                                     " const i = document.querySelector('#facade img');"
-                                    " return c && c.p2p && i && i.complete && i.naturalWidth > 0; }", timeout=60_000)
+                                    " return c && c.p2p && i && i.complete && i.naturalWidth > 0 && window.p2pSave; }",
+                                    timeout=60_000)
         self.box = self.page.locator("#canvas canvas.p2p-grid").bounding_box()
 
     def grid(self) -> np.ndarray:
@@ -115,8 +135,7 @@ class Page:
         return self.page.evaluate("() => document.querySelector('#canvas canvas').p2p.state()")
 
     def at(self, x: float, y: float) -> tuple[float, float]:
-        """Viewport coordinates of the centre of grid cell (x, y), wherever the page has scrolled to (clicking a
-        button below the canvas scrolls it away; it is brought back into view first)."""
+        """Viewport coordinates of the centre of grid cell (x, y), wherever the page has scrolled to."""
         canvas = self.page.locator("#canvas canvas.p2p-grid")
         canvas.scroll_into_view_if_needed()
         self.box = canvas.bounding_box()
@@ -141,8 +160,20 @@ class Page:
         box = self.page.locator(selector).first.bounding_box()
         return {**box, "bottom": box["y"] + box["height"], "right": box["x"] + box["width"]}
 
+    def in_view(self, selector: str) -> bool:
+        """Whether every element ``selector`` matches lies whole inside the viewport."""
+        size = self.page.viewport_size
+        boxes = [self.page.locator(selector).nth(i).bounding_box() for i in range(self.page.locator(selector).count())]
+        return bool(boxes) and all(b and b["x"] >= 0 and b["y"] >= 0 and b["x"] + b["width"] <= size["width"]
+                                   and b["y"] + b["height"] <= size["height"] for b in boxes)
+
     def facade_src(self) -> str:
         return self.page.locator("#facade img").get_attribute("src")
+
+    def wait_facade_change(self, src: str) -> None:
+        self.page.wait_for_function(f"() => {{ const i = document.querySelector('#facade img');"
+                                    f" return i.src !== {src!r} && i.complete && i.naturalWidth > 0; }}",
+                                    timeout=30_000)
 
     def touch_drag(self, points: list[tuple[int, int]]) -> None:
         """A finger drawn across grid cells (Chrome's touch events, as a phone sends them)."""
@@ -159,6 +190,10 @@ class Page:
             self.page.locator("#upload").click()
         chooser.value.set_files(str(path))
 
+    def message(self, where: str):
+        """The message line next to the seed box (``seed``) or the loaders (``load``)."""
+        return self.page.locator(f"#{where}-error .p2p-message")
+
 
 def wait_received(model: SpyPix2Pix, page: Page, timeout: float = 30) -> np.ndarray:
     """Until the model's newest input is the page's grid; returns it."""
@@ -171,6 +206,16 @@ def wait_received(model: SpyPix2Pix, page: Page, timeout: float = 30) -> np.ndar
     got = model.inputs[-1] if model.inputs else None
     diff = "nothing" if got is None else f"{int((got != expected).sum())} differing pixels"
     raise AssertionError(f"the server never received the page's label map ({diff})")
+
+
+def loaded(page: Page) -> int:
+    """How many label maps the canvas has loaded from the server so far."""
+    return int(page.page.locator("#canvas .p2p").get_attribute("data-loaded") or 0)
+
+
+def wait_loaded(page: Page, before: int) -> None:
+    page.page.wait_for_function(f"() => Number(document.querySelector('#canvas .p2p').dataset.loaded) > {before}",
+                                timeout=30_000)
 
 
 def test_every_tool_paints_exactly_what_the_server_receives(served, browser, tmp_path):
@@ -232,25 +277,30 @@ def test_every_tool_paints_exactly_what_the_server_receives(served, browser, tmp
         page.key("Control+z")
         assert np.array_equal(page.grid(), erased)
 
-        # Every update went as one small request: no upload, nothing over a few tens of KB.
+        # Every update went as one small request: no upload, nothing over a few tens of KB, no other host.
         joins = [r for r in page.requests if r.method == "POST" and "queue/join" in r.url]
         assert joins and max(len(r.post_data or "") for r in joins) < 60_000
         assert not [r for r in page.requests if "/upload" in r.url]
         assert not [r.url for r in page.requests if not r.url.startswith(("http://127.0.0.1", "data:", "blob:"))]
-        shot = os.environ.get("PIX2PIX_SCREENSHOT")
         page.page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
-        if shot:
-            path = Path(shot) if Path(shot).is_absolute() else REPO / shot
-            page.page.screenshot(path=str(path), full_page=True)
     finally:
         page.page.close()
 
 
-def test_the_facade_follows_during_a_stroke(served, browser):
+def test_the_facade_follows_during_a_stroke_without_flickering(served, browser):
     model, url = served
     page = Page(browser, url)
     try:
         page.page.evaluate(WATCH_FACADE_JS)
+        # While painting, sample every frame: the facade is never dimmed and shows no spinner, though live
+        # requests come and go (each takes a while on this slow "machine").
+        page.page.evaluate("""() => { window.__looks = []; const img = () => document.querySelector('#facade img');
+          const spin = () => { const s = getComputedStyle(document.querySelector('#facade'), '::after');
+            return s.content !== 'none' && s.display !== 'none'; };
+          const tick = () => { const p = document.querySelector('#canvas .p2p').dataset.painting;
+            if (p) window.__looks.push([Number(getComputedStyle(img()).opacity), spin()]);
+            window.__sampling = requestAnimationFrame(tick); }; tick(); }""")
+        model.delay = 0.05
         start = page.page.evaluate("() => performance.now()")
         points = [(30 + 4 * i, 100 + (i % 7)) for i in range(50)]
         page.drag(points, pause=0.04)  # about two seconds of painting
@@ -258,8 +308,11 @@ def test_the_facade_follows_during_a_stroke(served, browser):
         shown = page.page.evaluate("() => window.__shown")
         during = [t for t in shown if start < t < up]
         assert len(during) >= 3, f"{len(during)} facade updates during a {up - start:.0f} ms stroke"
+        looks = page.page.evaluate("() => { cancelAnimationFrame(window.__sampling); return window.__looks; }")
+        assert len(looks) > 10 and all(opacity == 1 and not spinner for opacity, spinner in looks), looks
         wait_received(model, page)  # and the final canvas was sent after the stroke
     finally:
+        model.delay = 0.0
         page.page.close()
 
 
@@ -269,11 +322,11 @@ def test_loaders_seed_box_and_variations(served, browser, tmp_path):
     model, url = served
     page = Page(browser, url)
     try:
-        loaded = lambda: int(page.page.locator("#canvas .p2p").get_attribute("data-loaded") or 0)  # noqa: E731
-        # Random layout: its seed appears, and the canvas holds exactly that layout.
-        before = loaded()
+        # Random layout: its seed appears, and the canvas holds exactly that layout; its facade comes with it.
+        before, src = loaded(page), page.facade_src()
         page.page.locator("#random-layout").click()
-        page.page.wait_for_function(f"() => Number(document.querySelector('#canvas .p2p').dataset.loaded) > {before}")
+        wait_loaded(page, before)
+        page.wait_facade_change(src)
         seed = int(page.page.locator("#layout-seed input").input_value())
         assert np.array_equal(page.grid(), rgb_to_index(random_layout(seed, 256)))
         wait_received(model, page)
@@ -286,28 +339,294 @@ def test_loaders_seed_box_and_variations(served, browser, tmp_path):
         expect(page.page.locator("#layout-seed input")).to_have_value("", timeout=30_000)
 
         # An example: the canvas holds it, snapped to the grid.
-        before = loaded()
+        before = loaded(page)
         page.page.locator("#examples button.thumbnail-item").nth(2).click()
-        page.page.wait_for_function(f"() => Number(document.querySelector('#canvas .p2p').dataset.loaded) > {before}")
+        wait_loaded(page, before)
         assert np.array_equal(page.grid(), label_of(example_labels()[2]))
         wait_received(model, page)
 
-        # A file that is not an image: a clear error; the canvas is unchanged.
+        # A layout seed from the box (Enter): that layout.
+        box = page.page.locator("#layout-seed input")
+        before = loaded(page)
+        box.fill("12")
+        box.press("Enter")
+        wait_loaded(page, before)
+        assert np.array_equal(page.grid(), rgb_to_index(random_layout(12, 256)))
+        expect(box).to_have_value("12")
+    finally:
+        page.page.close()
+
+
+def test_the_seed_box_applies_as_you_type_and_a_bad_value_never_stays(served, browser):
+    from playwright.sync_api import expect
+
+    model, url = served
+    page = Page(browser, url)
+    try:
+        box, status = page.page.locator("#seed input"), page.page.locator("#status")
+        # Typing applies: no Enter, no button.
+        src = page.facade_src()
+        box.click()
+        box.press("Control+a")
+        box.type("5")
+        expect(status).to_contain_text("Seed 5", timeout=30_000)
+        page.wait_facade_change(src)
+        assert model.seeds[-1] == 5 and "seed5" in page.facade_src()
+        # So does an arrow key.
+        src = page.facade_src()
+        box.press("ArrowUp")
+        expect(status).to_contain_text("Seed 6", timeout=30_000)
+        page.wait_facade_change(src)
+        assert model.seeds[-1] == 6 and box.input_value() == "6"
+        # A half-typed value is no error while typing; leaving the box with a bad one: the box gets the last
+        # good seed back, and the message says why, next to the box, once.
+        box.fill("-1")
+        page.page.locator("#intro").click()  # leaves the box
+        expect(page.message("seed")).to_contain_text("the seed is back to 6", timeout=30_000)
+        expect(box).to_have_value("6")
+        assert page.page.get_by_text("the seed is back to").count() == 1
+        assert page.page.locator(TOASTS).count() == 0
+        near, seed_box = page.box_of("#seed-error"), page.box_of("#seed")
+        assert 0 <= near["y"] - seed_box["bottom"] < 40 and abs(near["x"] - page.box_of("#seed-row")["x"]) < 5
+        # The next good action clears it.
+        page.page.locator("#generate").click()
+        expect(page.message("seed")).to_have_count(0, timeout=30_000)
+        # Generate on an unchanged layout and seed: the same facade, and the status line says why.
+        expect(status).to_contain_text("same layout and seed always give this same facade")
+        # Enter with a bad value: the same.
+        box.fill("99999999999")
+        box.press("Enter")
+        expect(page.message("seed")).to_contain_text("must lie in", timeout=30_000)
+        expect(box).to_have_value("6")
+        # New seed: a seed that is new, and its facade.
+        src = page.facade_src()
+        page.page.locator("#new-seed").click()
+        page.wait_facade_change(src)
+        expect(page.message("seed")).to_have_count(0)
+        assert box.input_value() != "6" and f"Seed {box.input_value()}" in status.inner_text()
+    finally:
+        page.page.close()
+
+
+def test_the_page_shows_it_is_busy_and_stops_when_the_facade_arrives(served, browser):
+    model, url = served
+    page = Page(browser, url)
+    try:
+        page.page.evaluate("""() => { window.__events = []; const f = document.querySelector('#facade');
+          const img = () => f.querySelector('img');
+          document.addEventListener('click', (e) => window.__events.push(['click', e.timeStamp]), true);
+          new MutationObserver(() => window.__events.push([f.dataset.busy ? 'busy' : 'idle', performance.now(),
+                                                           img() && img().src])).observe(f,
+            {attributes: true, attributeFilter: ['data-busy']}); }""")
+        src = page.facade_src()
+        model.gate = threading.Event()
+        page.page.locator("#new-seed").click()
+        page.page.wait_for_function("() => window.__events.some(e => e[0] === 'busy')", timeout=30_000)
+        # While the model is held: dimmed, with a spinner.
+        page.page.wait_for_function("() => Number(getComputedStyle(document.querySelector('#facade img')).opacity)"
+                                    " < 0.7 && getComputedStyle(document.querySelector('#facade'), '::after')"
+                                    ".visibility === 'visible'", timeout=30_000)
+        model.gate.set()
+        page.wait_facade_change(src)
+        page.page.wait_for_function("() => !document.querySelector('#facade').dataset.busy", timeout=30_000)
+        events = page.page.evaluate("() => window.__events")
+        click = next(t for kind, t, *_ in events if kind == "click")
+        busy = next(t for kind, t, *_ in events if kind == "busy")
+        idle = next(e for e in events if e[0] == "idle")
+        assert busy - click < 100, f"busy {busy - click:.0f} ms after the click"
+        assert idle[2] != src  # the busy state ended with the new facade on the page, not before
+        page.page.wait_for_function("() => Number(getComputedStyle(document.querySelector('#facade img')).opacity)"
+                                    " === 1", timeout=30_000)  # undimmed (after its short transition)
+        # The variations show theirs too.
+        model.gate = threading.Event()
+        page.page.locator("#variations-btn").click()
+        page.page.wait_for_function("() => document.querySelector('#variations').dataset.busy", timeout=30_000)
+        model.gate.set()
+        page.page.wait_for_function("() => document.querySelectorAll('#variations img').length === 4 &&"
+                                    " !document.querySelector('#variations').dataset.busy", timeout=30_000)
+    finally:
+        if model.gate is not None:
+            model.gate.set()
+        model.gate = None
+        page.page.close()
+
+
+@pytest.mark.parametrize("size", DESKTOPS, ids=[f"{w}x{h}" for w, h in DESKTOPS])
+def test_a_desktop_first_screen_holds_canvas_facade_seed_and_variations(served, browser, size, tmp_path):
+    from playwright.sync_api import expect
+
+    _, url = served
+    page = Page(browser, url, size=size)
+    p = page.page
+    try:
+        wanted = ["#canvas canvas.p2p-grid", "#canvas .p2p-swatch", "#canvas .p2p-tools", "#facade img", "#seed input",
+                  "#new-seed", "#generate", "#stochastic", "#variations-btn", "#variations", "#random-layout",
+                  "#layout-seed", "#upload", "#examples img", "#save-facade", "#save-variations"]
+        for selector in wanted:
+            assert page.in_view(selector), f"{selector} is not on the first screen at {size}"
+        # The loaders are next to the canvas they fill: under it, in its column.
+        board, loaders = page.box_of("#canvas canvas.p2p-grid"), page.box_of("#loaders")
+        assert 0 <= loaders["y"] - board["bottom"] < 80 and loaders["x"] < board["right"]
+        assert page.box_of("#facade img")["width"] >= 380 and board["width"] >= 380  # both large enough to paint/see
+        # "4 variations": the four appear on the first screen, at a size one can judge, with no scroll.
+        p.locator("#variations-btn").click()
+        expect(p.locator("#variations img")).to_have_count(4, timeout=30_000)
+        p.wait_for_function("() => Array.from(document.querySelectorAll('#variations img'))"
+                            ".every(i => i.complete && i.naturalWidth > 0)")
+        assert page.in_view("#variations img") and page.in_view("#facade img") and page.in_view("#seed input")
+        assert min(p.locator("#variations img").nth(i).bounding_box()["width"] for i in range(4)) >= 110
+        assert p.evaluate("() => window.scrollY") == 0
+        # An example: the canvas and the facade change in view; "4 variations" again, still in view.
+        before, src = loaded(page), page.facade_src()
+        p.locator("#examples button.thumbnail-item").nth(3).click()
+        wait_loaded(page, before)
+        page.wait_facade_change(src)
+        assert page.in_view("#facade img") and page.in_view("#seed input") and page.in_view("#variations")
+        p.locator("#variations-btn").click()
+        expect(p.locator("#variations img")).to_have_count(4, timeout=30_000)
+        assert page.in_view("#variations img") and page.in_view("#facade img") and page.in_view("#seed input")
+        assert p.evaluate("() => window.scrollY") == 0
+        p.mouse.move(0, 0)
+        p.screenshot(path=str(tmp_path / f"desktop-{size[0]}.png"))
+        shot = os.environ.get("PIX2PIX_SCREENSHOT")
+        if shot and size == DESKTOPS[0]:
+            path = Path(shot) if Path(shot).is_absolute() else REPO / shot
+            p.screenshot(path=str(path))
+    finally:
+        p.close()
+
+
+def test_clicking_a_variation_makes_it_the_facade_and_its_seed_the_seed(served, browser):
+    from playwright.sync_api import expect
+
+    model, url = served
+    page = Page(browser, url)
+    try:
+        p = page.page
+        p.locator("#variations-btn").click()
+        thumbs = p.locator("#variations .thumbnail-item img")
+        expect(thumbs).to_have_count(4, timeout=30_000)
+        expect(p.locator("#variations")).to_contain_text("Seeds 0 to 3")
+        assert [p.locator("#variations .caption-label").nth(i).inner_text() for i in range(4)] == \
+            [f"seed {s}" for s in range(4)]  # under each picture, not over it
+        caption, picture = page.box_of("#variations .caption-label"), page.box_of("#variations .thumbnail-item img")
+        assert caption["y"] >= picture["bottom"] - 1
+        picked = thumbs.nth(2).get_attribute("src")
+        runs = len(model.seeds)
+        p.locator("#variations .thumbnail-item").nth(2).click()
+        expect(p.locator("#seed input")).to_have_value("2", timeout=30_000)
+        p.wait_for_function(f"() => document.querySelector('#facade img').src === {picked!r}", timeout=30_000)
+        expect(p.locator("#status")).to_contain_text("Seed 2")
+        assert len(model.seeds) == runs  # the very picture: no new forward
+        assert p.locator("#variations img").count() == 4 and p.locator(".preview, .preview-image").count() == 0
+    finally:
+        page.page.close()
+
+
+def _served_pixels(page: Page, selector: str) -> np.ndarray:
+    """The pixels of a picture on the page as the server sent them (fetched by the test, not the page)."""
+    import urllib.request
+
+    src = page.page.locator(selector).get_attribute("src")
+    with urllib.request.urlopen(src) as response, Image.open(response) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def test_downloads_are_pngs_named_by_seed_and_the_label_map_loads_back_exactly(served, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    model, url = served
+    page = Page(browser, url)
+    try:
+        p = page.page
+        # The facade: a PNG named with its seed, the very pixels served.
+        with p.expect_download() as download:
+            p.locator("#save-facade").click()
+        assert download.value.suggested_filename == "facade-seed0.png"
+        saved = tmp_path / "facade.png"
+        download.value.save_as(saved)
+        with Image.open(saved) as image:
+            assert image.format == "PNG" and np.array_equal(np.asarray(image.convert("RGB")),
+                                                            _served_pixels(page, "#facade img"))
+        # The four variations likewise.
+        p.locator("#variations-btn").click()
+        expect(p.locator("#variations img")).to_have_count(4, timeout=30_000)
+        downloads = []
+        p.on("download", lambda d: downloads.append(d))
+        p.locator("#save-variations").click()
+        deadline = time.monotonic() + 30
+        while len(downloads) < 4 and time.monotonic() < deadline:
+            p.wait_for_timeout(50)  # letting the page's event loop deliver the downloads
+        assert [d.suggested_filename for d in downloads] == [f"facade-seed{s}.png" for s in range(4)]
+        downloads[3].save_as(tmp_path / "v3.png")
+        with Image.open(tmp_path / "v3.png") as image:
+            assert np.array_equal(np.asarray(image.convert("RGB")),
+                                  _served_pixels(page, "#variations .thumbnail-item img >> nth=3"))
+        # The label map: a palette PNG of the canvas, which an upload turns back into the very same grid.
+        page.key("r")
+        page.key("0")  # molding
+        page.drag([(10, 200), (90, 240)])
+        painted = page.grid()
+        with p.expect_download() as download:
+            p.locator("#save-label-map").click()
+        assert download.value.suggested_filename == "label-map.png"
+        label_map = tmp_path / "label-map.png"
+        download.value.save_as(label_map)
+        with Image.open(label_map) as image:
+            assert image.mode == "P" and image.size == (256, 256)
+            assert np.array_equal(np.asarray(image), painted)  # one byte a pixel: the class index
+            assert np.array_equal(np.asarray(image.convert("RGB")), PALETTE[painted])
+        p.locator("#canvas [data-action='clear']").click()
+        assert not np.array_equal(page.grid(), painted)
+        before = loaded(page)
+        page.upload(label_map)
+        wait_loaded(page, before)
+        assert np.array_equal(page.grid(), painted)
+        assert np.array_equal(wait_received(model, page), painted)
+    finally:
+        page.page.close()
+
+
+def test_bad_files_and_values_are_said_once_next_to_their_cause(served, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    _, url = served
+    page = Page(browser, url)
+    try:
+        p = page.page
+        kept = page.grid()
+        # A file that is not an image: said next to the Upload button; the canvas is unchanged.
         bad = tmp_path / "not-a-label-map.png"
         bad.write_text("hello")
-        kept = page.grid()
         page.upload(bad)
-        expect(page.page.get_by_text("not an image").first).to_be_visible(timeout=30_000)
+        expect(page.message("load")).to_contain_text("not an image", timeout=30_000)
         assert np.array_equal(page.grid(), kept)
-
-        # A bad seed is replaced by the last good one, and the next action works.
-        page.page.locator("#seed input").fill("-5")
-        page.page.locator("#seed input").press("Enter")
-        expect(page.page.locator("#status")).to_contain_text("using", timeout=30_000)
-        expect(page.page.locator("#seed input")).to_have_value("0")
-        page.drag([(10, 10), (20, 20)])
-        wait_received(model, page)
-        expect(page.page.locator("#status")).not_to_contain_text("note:", timeout=30_000)
+        upload, near = page.box_of("#upload"), page.box_of("#load-error")
+        assert 0 <= near["y"] - upload["bottom"] < 40 and page.in_view("#load-error")
+        # A photo: said there too, in place of the last message (not merged with it, not in a corner).
+        photo = example_photo(example_labels()[2])  # test037_shop_photo.jpg
+        page.upload(photo)
+        expect(page.message("load")).to_contain_text("this looks like a photo, not a label map", timeout=30_000)
+        assert "upload a label map instead" in page.message("load").inner_text()
+        assert photo.name in page.message("load").inner_text()
+        assert page.message("load").count() == 1 and p.get_by_text("not an image").count() == 0
+        assert p.locator(TOASTS).count() == 0
+        assert np.array_equal(page.grid(), kept)  # the canvas is not turned into coloured noise
+        for block in ("#canvas", "#layout-seed", "#variations", "#facade", "#seed", "#status", "#examples"):
+            assert p.evaluate(SHOWN_BADGES_JS, block) == 0, block
+        # A bad layout seed: said there, and the box does not keep it.
+        box = p.locator("#layout-seed input")
+        box.fill("-3")
+        box.press("Enter")
+        expect(page.message("load")).to_contain_text("layout seed must lie in", timeout=30_000)
+        expect(box).to_have_value("")
+        assert page.message("load").count() == 1 and p.get_by_text("looks like a photo").count() == 0
+        # The next good action clears it.
+        before = loaded(page)
+        p.locator("#random-layout").click()
+        wait_loaded(page, before)
+        expect(page.message("load")).to_have_count(0, timeout=30_000)
+        assert box.input_value() != ""
     finally:
         page.page.close()
 
@@ -350,7 +669,7 @@ def test_a_fresh_page_has_no_layout_seed_and_nothing_to_undo(served, browser):
     page = Page(browser, url)
     try:
         expect(page.page.locator("#layout-seed input")).to_have_value("")  # an example, not a random layout
-        assert page.page.locator("#layout-seed input").get_attribute("placeholder") == "none"
+        assert page.page.locator("#layout-seed input").get_attribute("placeholder") == "seed"
         assert page.state()["undo"] == 0
         page.page.keyboard.press("Control+z")
         assert np.array_equal(page.grid(), label_of(example_labels()[0]))  # still the example
@@ -358,13 +677,13 @@ def test_a_fresh_page_has_no_layout_seed_and_nothing_to_undo(served, browser):
         page.page.close()
 
 
-def test_outlines_and_the_class_under_the_pointer(served, browser, tmp_path):
+def test_outlines_are_on_from_the_start_and_the_class_under_the_pointer(served, browser, tmp_path):
     _, url = served
     page = Page(browser, url)
     try:
         grid, joins = page.grid(), len([r for r in page.requests if "queue/join" in r.url])
         window, facade = class_index("window"), class_index("facade")
-        # A window pixel with a facade pixel on its right, and a pixel deep inside a flat area.
+        # A window pixel with a facade pixel on its right (two close blues), and a pixel deep inside a flat area.
         ys, xs = np.nonzero((grid[:, :-1] == window) & (grid[:, 1:] == facade))
         border = (int(xs[0]), int(ys[0]))
         flat = np.ones_like(grid, bool)
@@ -373,8 +692,7 @@ def test_outlines_and_the_class_under_the_pointer(served, browser, tmp_path):
                 flat[1:-1, 1:-1] &= grid[1 + dy:255 + dy, 1 + dx:255 + dx] == grid[1:-1, 1:-1]
         fy, fx = (int(v[0]) for v in np.nonzero(flat[1:-1, 1:-1]))
         inside = (fx + 1, fy + 1)
-        page.page.keyboard.press("o")
-        assert page.state()["outlines"]
+        assert page.state()["outlines"]  # on from the start: the close classes are told apart
         alpha = page.page.evaluate("""([bx, by, ix, iy]) => {
             const ctx = document.querySelector('#canvas canvas.p2p-outline').getContext('2d');
             const at = (x, y) => ctx.getImageData(x, y, 1, 1).data[3];
@@ -382,6 +700,7 @@ def test_outlines_and_the_class_under_the_pointer(served, browser, tmp_path):
         }""", [*border, *inside])
         assert alpha[0] > 200 and alpha[1] > 200 and alpha[2] == 0, alpha  # on the border, 2 pixels; none inside
         assert page.page.locator("#canvas canvas.p2p-outline").is_visible()
+        assert page.page.locator("#canvas [data-action='outline']").get_attribute("aria-pressed") == "true"
         assert np.array_equal(page.grid(), grid)  # the label map itself is untouched, and nothing was sent
         assert len([r for r in page.requests if "queue/join" in r.url]) == joins
         page.page.locator("#canvas .p2p-board").screenshot(path=str(tmp_path / "outlines.png"))
@@ -390,13 +709,15 @@ def test_outlines_and_the_class_under_the_pointer(served, browser, tmp_path):
         assert "under the pointer: window" in page.page.locator("#canvas .p2p-now").inner_text()
         page.page.mouse.move(*page.at(border[0] + 1, border[1]))
         assert "under the pointer: facade" in page.page.locator("#canvas .p2p-now").inner_text()
-        page.page.locator("#canvas [data-action='outline']").click()
+        page.page.keyboard.press("o")
         assert not page.state()["outlines"] and not page.page.locator("#canvas canvas.p2p-outline").is_visible()
+        page.page.locator("#canvas [data-action='outline']").click()
+        assert page.state()["outlines"]
     finally:
         page.page.close()
 
 
-def test_the_page_reads_without_an_emoji_font(served, browser):
+def test_the_page_reads_in_plain_words_without_an_emoji_font(served, browser):
     _, url = served
     page = Page(browser, url)
     try:
@@ -406,53 +727,22 @@ def test_the_page_reads_without_an_emoji_font(served, browser):
         for name in ("brush", "rect", "fill", "eraser"):  # every tool: a drawn icon and its name
             button = page.page.locator(f"#canvas button[data-tool='{name}']")
             assert button.locator("svg path, svg rect").count() >= 1 and button.inner_text().strip()
-        for action in ("undo", "redo", "clear", "outline"):
+        for action in ("undo", "redo", "clear", "outline", "save"):
             button = page.page.locator(f"#canvas [data-action='{action}']")
             assert button.locator("svg").count() == 1 and button.get_attribute("aria-label")
         for selector, words in (("#random-layout", "Random layout"), ("#new-seed", "New seed"),
-                                ("#upload", "Upload a label map")):
+                                ("#upload", "Upload a label map"), ("#generate", "Generate"),
+                                ("#variations-btn", "4 variations"), ("#save-facade", "Save facade (PNG)")):
             assert page.page.locator(selector).inner_text().strip() == words
-        assert page.page.locator("#canvas .p2p-keys").is_visible()  # a desktop: the key list shows
-    finally:
-        page.page.close()
-
-
-def test_a_photo_upload_is_refused_with_a_message_and_no_error_badges(served, browser):
-    from playwright.sync_api import expect
-
-    _, url = served
-    page = Page(browser, url)
-    try:
-        kept = page.grid()
-        photo = example_photo(example_labels()[2])  # test037_shop_photo.jpg
-        page.upload(photo)
-        message = page.page.get_by_text("this looks like a photo, not a label map").first
-        expect(message).to_be_visible(timeout=30_000)
-        assert "upload a label map instead" in message.inner_text() and photo.name in message.inner_text()
-        assert np.array_equal(page.grid(), kept)  # the canvas is not turned into coloured noise
-        for block in ("#canvas", "#layout-seed", "#variations", "#facade", "#seed", "#status", "#examples"):
-            assert page.page.evaluate(SHOWN_BADGES_JS, block) == 0, block
-    finally:
-        page.page.close()
-
-
-def test_variations_fit_their_thumbnails_and_name_their_seeds(served, browser, tmp_path):
-    from playwright.sync_api import expect
-
-    _, url = served
-    page = Page(browser, url)
-    try:
-        page.page.locator("#variations-btn").click()
-        thumbs = page.page.locator("#variations img")
-        expect(thumbs).to_have_count(4, timeout=30_000)
-        expect(page.page.locator("#variations")).to_contain_text("seeds 0, 1, 2, 3, left to right")
-        page.page.wait_for_function("() => Array.from(document.querySelectorAll('#variations img'))"
-                                    ".every(i => i.complete && i.naturalWidth > 0)")
-        gallery, boxes = page.box_of("#variations"), [thumbs.nth(i).bounding_box() for i in range(4)]
-        assert gallery["bottom"] - max(b["y"] + b["height"] for b in boxes) < 40  # no empty band under them
-        assert all(b["y"] > gallery["y"] + 20 for b in boxes)  # clear of the gallery's label
-        assert page.page.locator("#variations .caption-label").count() == 0  # nothing over the pictures
-        page.page.locator("#variations").screenshot(path=str(tmp_path / "variations.png"))
+        assert page.page.locator("#canvas .p2p-keys").is_visible()  # a desktop: the key list is one click away
+        # The status line and the switches in a visitor's words: what a seed and the switch do, no jargon.
+        status = page.page.locator("#status").inner_text()
+        assert re.fullmatch(r"Seed 0 · drawn in \d+\.\d\d s", status), status
+        assert page.page.locator("#stochastic").inner_text().strip() == "Vary with the seed"
+        help_text = page.page.locator("#seed-help").inner_text()
+        assert "same layout and seed always give the same facade" in help_text and "Vary with the seed" in help_text
+        for jargon in ("stochastic", "dropout", " ms", "alone", "batch"):
+            assert jargon not in text, jargon
     finally:
         page.page.close()
 
@@ -464,14 +754,20 @@ def test_on_a_phone_the_facade_is_in_view_while_painting_with_a_finger(served, b
         p = page.page
         assert p.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
         assert p.evaluate("() => matchMedia('(pointer: coarse)').matches")  # the phone is emulated as one
-        # The board and the facade, each whole, on the first screen.
+        # The board and the facade, each whole, on the first screen; the toolbar in one row on the screen.
         board, facade = page.box_of("#canvas canvas.p2p-grid"), page.box_of("#facade img")
         for box in (board, facade):
             assert box["y"] >= 0 and box["bottom"] <= 844 and box["x"] >= 0 and box["right"] <= 390, (board, facade)
         assert facade["width"] >= 250 and board["width"] >= 250 and facade["y"] > board["bottom"]
+        assert abs(facade["width"] - board["width"]) < 2
+        tools = [page.box_of(f"#canvas .p2p-tools button >> nth={i}") for i in range(12)]
+        assert len({round(b["y"]) for b in tools}) == 1 and max(b["right"] for b in tools) <= 390
         intro = p.locator("#intro").inner_text()
         assert "left" not in intro and "hover" not in intro.lower()  # a phone has neither
         assert not p.locator("#canvas .p2p-keys").is_visible()  # nor a keyboard
+        # Then the rest, in this order: the seed controls, the variations, the loaders.
+        order = [page.box_of(s)["y"] for s in ("#facade", "#seed", "#variations-btn", "#random-layout", "#examples")]
+        assert order == sorted(order), order
         # The examples: all four columns on the screen, no hidden scrolling.
         thumbs = p.locator("#examples img")
         assert thumbs.count() == 8
@@ -487,8 +783,7 @@ def test_on_a_phone_the_facade_is_in_view_while_painting_with_a_finger(served, b
         assert changed.any() and (after[changed] == class_index("pillar")).all()
         assert p.evaluate("() => window.scrollY") == 0
         wait_received(model, page)
-        p.wait_for_function(f"() => document.querySelector('#facade img').src !== {src!r} &&"
-                            " document.querySelector('#facade img').complete", timeout=30_000)
+        page.wait_facade_change(src)
         facade = page.box_of("#facade img")
         assert facade["y"] >= 0 and facade["bottom"] <= 844
         p.screenshot(path=str(tmp_path / "phone.png"))

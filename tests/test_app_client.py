@@ -9,19 +9,18 @@ import threading
 import time
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 from PIL import Image
 
-gr = pytest.importorskip("gradio")
-gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
-
-import app  # noqa: E402
-from pix2pix import MAX_SEED, PALETTE, Pix2Pix, example_labels, example_photo  # noqa: E402
-from pix2pix.palette import CLASS_NAMES, hex_colors  # noqa: E402
-from tests.helpers import free_port, label_of  # noqa: E402
+import app
+from pix2pix import MAX_SEED, PALETTE, Pix2Pix, example_labels, example_photo
+from pix2pix.palette import CLASS_NAMES, hex_colors
+from tests.helpers import free_port, label_of
+from webapp.handlers import Reply, Shown
 
 
 class SlowPix2Pix(Pix2Pix):
@@ -148,7 +147,7 @@ def test_the_api_serves_the_models_pixels_as_lossless_webp(served, example):
     model, client, demo = served
     path = client.predict(handle_file(str(example)), 8, True, api_name="/generate")
     with Image.open(path) as served_image:
-        assert Path(path).suffix == ".webp" and served_image.format == "WEBP"
+        assert Path(path).name == "facade-seed8.webp" and served_image.format == "WEBP"
         pixels = np.asarray(served_image.convert("RGB"))
     [direct] = model.generate(example, seed=8)
     np.testing.assert_array_equal(pixels, np.asarray(direct))  # not one grey level lost on the way
@@ -325,21 +324,61 @@ def open_rgb(path: str) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def test_generate_takes_the_canvas_png_and_replaces_a_bad_seed(handlers):
-    path, status, seed, last = handlers.generate(handlers.start_canvas, 7, True, 0)
-    assert open_rgb(path).shape == (256, 256, 3) and "seed 7" in status and (seed, last) == (7, 7)
-    path2, status, seed, last = handlers.generate(handlers.start_canvas, -1, True, 7)
-    assert "using 7" in status and "note:" in status and (seed, last) == (7, 7)
-    assert path2 == path  # the same facade: the same file (named by its bytes)
-    assert handlers.generate(handlers.start_canvas, "x", False, 3)[2] == 3
+SKIP = {"__type__": "update"}  # gr.skip(): the page leaves that output as it is
 
 
-def test_a_served_facade_is_the_models_pixels_in_a_lossless_webp_in_the_cache(handlers):
-    path, *_ = handlers.generate(handlers.start_canvas, 3, True, 0)
+def fresh(handlers, seed: int = 0) -> Shown:
+    return handlers.start_shown(seed)
+
+
+def test_a_reply_names_every_output_and_leaves_the_rest_as_it_is():
+    reply = Reply(seed=3, seed_error="")
+    assert len(reply) == len(Reply.FIELDS) and reply.seed == 3 and reply.seed_error == ""
+    assert reply.facade == SKIP and reply[Reply.FIELDS.index("canvas")] == SKIP
+    with pytest.raises(TypeError, match="no such output"):
+        Reply(photo=1)
+
+
+def test_generate_takes_the_canvas_png_and_a_bad_seed_goes_back_to_the_last_good_one(handlers):
+    reply = handlers.generate(handlers.start_canvas, 7, True, fresh(handlers))
+    assert open_rgb(reply.facade).shape == (256, 256, 3) and reply.status.startswith("Seed 7 · drawn in ")
+    assert reply.seed == 7 and reply.shown.seed == 7 and reply.shown.facade == reply.facade
+    assert reply.seed_error == reply.load_error == "" and reply.canvas == SKIP
+    again = handlers.generate(handlers.start_canvas, 7, True, reply.shown)
+    assert again.facade == reply.facade and "the same layout and seed always give this same facade" in again.status
+    bad = handlers.generate(handlers.start_canvas, -1, True, reply.shown)
+    assert bad.seed == 7 and bad.shown.seed == 7 and "the seed is back to 7" in bad.seed_error
+    assert 'class="p2p-message"' in bad.seed_error and "-1" in bad.seed_error
+    assert handlers.generate(handlers.start_canvas, "x", False, reply.shown).seed == 7
+    off = handlers.generate(handlers.start_canvas, 7, False, reply.shown)
+    assert off.status.startswith("Variation off: the same facade for every seed")
+    assert Path(off.facade).name == "facade-any-seed.webp"
+
+
+def test_the_seed_box_applies_good_values_as_typed_and_bad_ones_when_left(handlers):
+    shown = fresh(handlers)
+    typed = handlers.seed_typed(handlers.start_canvas, 5, True, shown)
+    assert typed.status.startswith("Seed 5") and typed.shown.seed == 5
+    assert typed.seed == SKIP  # the box is not written while the person types
+    for half_typed in (None, -1, "", MAX_SEED + 1):
+        assert all(x == SKIP for x in handlers.seed_typed(handlers.start_canvas, half_typed, True, typed.shown))
+    assert all(x == SKIP for x in handlers.seed_typed(handlers.start_canvas, 5, True, typed.shown))  # applied already
+    left = handlers.seed_entered(handlers.start_canvas, -4, True, typed.shown)
+    assert left.seed == 5 and "the seed is back to 5" in left.seed_error and left.facade == SKIP
+    assert all(x == SKIP for x in handlers.seed_entered(handlers.start_canvas, 5, True, typed.shown))
+    new = handlers.seed_entered(handlers.start_canvas, 9, True, typed.shown)
+    assert new.status.startswith("Seed 9") and new.seed == 9 and new.seed_error == ""
+    drawn = handlers.new_seed(handlers.start_canvas, True, typed.shown)
+    assert 0 <= drawn.seed <= MAX_SEED - app.NUM_VARIATIONS + 1 and drawn.status.startswith(f"Seed {drawn.seed}")
+
+
+def test_a_served_facade_is_the_models_pixels_in_a_lossless_webp_named_by_its_seed(handlers):
+    path = handlers.generate(handlers.start_canvas, 3, True, fresh(handlers)).facade
     [direct] = handlers.model.generate(app.from_data_url(handlers.start_canvas), seed=3)
     data = Path(path).read_bytes()
     assert Path(path).parent.parent == handlers.cache_dir and Path(path).parent.name == hashlib.sha256(data).hexdigest()
-    assert Path(path).name == app.FACADE_NAME and data[:4] == b"RIFF" and data[8:16] == b"WEBPVP8L"  # VP8L: lossless
+    assert Path(path).name == "facade-seed3.webp" == app.facade_name(3)
+    assert data[:4] == b"RIFF" and data[8:16] == b"WEBPVP8L"  # VP8L: lossless
     np.testing.assert_array_equal(open_rgb(path), np.asarray(direct))
     assert not [p for p in Path(path).parent.iterdir() if p.name.startswith(".")]  # no half-written leftovers
 
@@ -368,8 +407,10 @@ def test_serving_threads_leave_one_core_to_python(monkeypatch):
 
 
 def test_paint_clears_the_layout_seed_and_the_variations(handlers):
-    *_, layout_seed, variations = handlers.paint(handlers.start_canvas, 1, True, 0)
-    assert layout_seed is None and variations["value"] == []
+    shown = Shown(seed=1, layout_seed=12, variations=(("x.webp", 1),))
+    reply = handlers.paint(handlers.start_canvas, 1, True, shown)
+    assert reply.layout_seed is None and reply.variations["value"] == [] and reply.seed == SKIP
+    assert reply.shown.layout_seed is None and reply.shown.variations == () and reply.canvas == SKIP
 
 
 def test_canvas_values_in_and_out(handlers):
@@ -380,60 +421,75 @@ def test_canvas_values_in_and_out(handlers):
                          ("data:image/png;base64," + "A" * (app.MAX_CANVAS_CHARS + 4), "too large")]:
         with pytest.raises(ValueError, match=message):
             app.from_data_url(bad)
-    with pytest.raises(gr.Error, match="not an image"):
-        handlers.generate("data:image/png;base64,aGVsbG8=", 0, True, 0)
+    reply = handlers.generate("data:image/png;base64,aGVsbG8=", 0, True, fresh(handlers))
+    assert "Cannot read the canvas" in reply.status and "not an image" in reply.status and reply.facade == SKIP
 
 
-def test_loaders_put_snapped_label_maps_on_the_canvas(handlers, example, tmp_path):
-    canvas, layout_seed, variations = handlers.load_example(gr.SelectData(None, {"index": 0, "value": None}))
-    assert np.array_equal(label_of(app.from_data_url(canvas)), label_of(example)) and layout_seed is None
-    canvas, layout_seed, _ = handlers.random_layout()
-    assert 0 <= layout_seed <= MAX_SEED
-    assert canvas == handlers.layout_from_seed(layout_seed)[0]
-    with pytest.raises(gr.Error, match="layout seed"):
-        handlers.layout_from_seed(-2)
+def test_loaders_put_snapped_label_maps_on_the_canvas_with_their_facade(handlers, example, tmp_path):
+    shown = Shown(seed=4, variations=(("x.webp", 4),))
+    reply = handlers.load_example(True, shown, gr.SelectData(None, {"index": 0, "value": None}))
+    assert np.array_equal(label_of(app.from_data_url(reply.canvas)), label_of(example)) and reply.layout_seed is None
+    assert reply.status.startswith("Seed 4") and reply.shown.variations == () and reply.variations["value"] == []
+    [direct] = handlers.model.generate(example, seed=4)
+    np.testing.assert_array_equal(open_rgb(reply.facade), np.asarray(direct))  # the facade of what was loaded
+    random = handlers.random_layout(True, shown)
+    assert 0 <= random.layout_seed <= MAX_SEED and random.shown.layout_seed == random.layout_seed
+    assert random.canvas == handlers.layout_from_seed(random.layout_seed, True, shown).canvas
+    bad = handlers.layout_from_seed(-2, True, random.shown)
+    assert "layout seed must lie in" in bad.load_error and bad.canvas == SKIP and bad.facade == SKIP
+    assert bad.layout_seed == random.layout_seed  # the box shows the canvas's layout seed again
     wide = tmp_path / "wide.jpg"
     Image.open(example).convert("RGB").resize((512, 256)).save(wide, quality=80)
-    canvas, _, _ = handlers.load_upload(str(wide))
-    assert set(np.unique(np.asarray(Image.open(__import__("io").BytesIO(app.from_data_url(canvas))).convert("RGB"))
-                         .reshape(-1, 3), axis=0).view([("", np.uint8)] * 3).ravel().tolist()) <= \
-        {tuple(c) for c in PALETTE}  # JPEG noise snapped away
-    with pytest.raises(gr.Error, match="cannot use that file"):
-        handlers.load_upload(str(tmp_path / "missing.png"))
+    uploaded = handlers.load_upload(str(wide), True, shown)
+    colours = np.unique(np.asarray(Image.open(io.BytesIO(app.from_data_url(uploaded.canvas))).convert("RGB"))
+                        .reshape(-1, 3), axis=0)
+    assert {tuple(c) for c in colours} <= {tuple(c) for c in PALETTE}  # JPEG noise snapped away
+    assert "wide.jpg is 512x256: it was stretched to 256x256" in uploaded.load_error  # a note, not an error
+    assert "p2p-note" in uploaded.load_error and "p2p-message" not in uploaded.load_error
+    missing = handlers.load_upload(str(tmp_path / "missing.png"), True, shown)
+    assert "Cannot use that file as a label map" in missing.load_error and missing.canvas == SKIP
+    assert "No file was uploaded" in handlers.load_upload(None, True, shown).load_error
 
 
 def test_a_photo_upload_says_what_to_upload_instead(handlers, example):
-    with pytest.raises(gr.Error) as info:
-        handlers.load_upload(str(example_photo(example)))
-    message = str(info.value)
-    assert f"{example_photo(example).name}: this looks like a photo, not a label map" in message
-    assert "upload a label map instead" in message and "paint one on the canvas" in message
-    assert info.value.title == "Not a label map"
+    reply = handlers.load_upload(str(example_photo(example)), True, fresh(handlers))
+    assert f"{example_photo(example).name}: this looks like a photo, not a label map" in reply.load_error
+    assert "upload a label map instead" in reply.load_error and "paint one on the canvas" in reply.load_error
+    assert reply.canvas == SKIP and reply.facade == SKIP  # the canvas stays as it was
 
 
-def test_page_events_report_failures_in_their_message_only(served):
-    # A failing page event (a photo upload, a bad layout seed) would mark its outputs with "Error" badges;
-    # every page event hides its progress, which hides those badges too (the browser test looks).
+def test_page_events_answer_with_messages_not_errors_and_hide_gradios_progress(served):
+    # A failing page event (a photo upload, a bad layout seed) says why in a message line next to its cause; no
+    # page event shows Gradio's progress overlay or its "Error" badges (the page has its own busy state).
     demo = served[2]
     page_events = [fn for fn in demo.fns.values() if fn.api_visibility == "private"]
-    assert len(page_events) >= 10
+    assert len(page_events) >= 12
     assert {fn.show_progress for fn in page_events} == {"hidden"}, [(fn.name, fn.show_progress) for fn in page_events]
-    uploads = [fn for fn in page_events if fn.name == "load_upload"]
-    assert len(uploads) == 1
-    after = [fn for fn in page_events if fn.trigger_after == uploads[0]._id]
-    assert after and all(fn.trigger_only_on_success for fn in after)  # a refused upload generates nothing
+    model_events = [fn for fn in page_events if fn.fn is not None]
+    outputs = {tuple(block._id for block in fn.outputs) for fn in model_events if fn.name != "<lambda>"}
+    assert len(outputs) == 1 and len(next(iter(outputs))) == len(Reply.FIELDS)  # one set of outputs for all
+    busy = [fn for fn in model_events if fn.js and "p2pBusy" in fn.js]
+    done = [fn for fn in page_events if fn.fn is None and fn.js and "p2pDone" in fn.js]
+    assert len(busy) == len(done) >= 10 and {fn.trigger_after for fn in done} == {fn._id for fn in busy}
+    assert all(not fn.trigger_only_on_success for fn in done)  # the busy state ends on failure too
 
 
-def test_variations_handler_keeps_the_seeds_in_range_and_names_them_in_the_label(handlers):
-    gallery, status, seed, _ = handlers.variations(handlers.start_canvas, MAX_SEED, True, 0)
-    # No captions: on the page they covered the thumbnails. The label says the seeds, in order.
-    seeds = ", ".join(str(MAX_SEED - 3 + i) for i in range(4))
-    assert gallery["label"] == f"Variations: seeds {seeds}, left to right"
-    assert len(gallery["value"]) == 4 and all(isinstance(p, str) and Path(p).is_file() for p in gallery["value"])
-    assert "batch of 4" in status and seed == MAX_SEED - 3
-    gallery, *_ = handlers.variations(handlers.start_canvas, 5, False, 0)
-    assert "dropout off" in gallery["label"]
-    *_, cleared = handlers.paint(handlers.start_canvas, 5, True, 0)
+def test_variations_keep_the_seeds_in_range_caption_them_and_a_click_makes_one_the_facade(handlers):
+    reply = handlers.variations(handlers.start_canvas, MAX_SEED, True, fresh(handlers))
+    seeds = [MAX_SEED - 3 + i for i in range(4)]
+    assert reply.variations["label"] == f"Seeds {seeds[0]} to {seeds[-1]}"
+    assert [caption for _, caption in reply.variations["value"]] == [f"seed {s}" for s in seeds]
+    assert all(Path(path).is_file() for path, _ in reply.variations["value"]) and reply.seed == seeds[0]
+    assert reply.facade == SKIP and reply.status == SKIP  # the facade stays as it was
+    assert [s for _, s in reply.shown.variations] == seeds
+    picked = handlers.pick_variation(reply.shown, gr.SelectData(None, {"index": 2, "value": None}))
+    assert picked.facade == reply.shown.variations[2][0] and picked.seed == seeds[2] == picked.shown.seed
+    assert picked.status == f"Seed {seeds[2]} · picked from the variations" and picked.shown.facade == picked.facade
+    nothing_shown = handlers.pick_variation(fresh(handlers), gr.SelectData(None, {"index": 0, "value": None}))
+    assert all(x == SKIP for x in nothing_shown)
+    off = handlers.variations(handlers.start_canvas, 5, False, fresh(handlers))
+    assert "all four are the same" in off.variations["label"] and off.shown.variations == ()
+    cleared = handlers.paint(handlers.start_canvas, 5, True, reply.shown).variations
     assert cleared == {"__type__": "update", "value": [], "label": app.VARIATIONS_LABEL}
 
 
@@ -495,9 +551,10 @@ def test_an_overtaken_canvas_update_answers_nothing(handlers):
     page = type("Request", (), {"session_hash": "page-1"})()
     update = lambda version: gr.EventData(None, {"version": version})  # noqa: E731
     handlers.versions.note("page-1", 5)  # update 5 of this page has reached the server
-    stale = handlers.paint(handlers.start_canvas, 1, True, 0, update(4), page)
-    assert all(isinstance(x, dict) and x.get("__type__") == "update" and len(x) == 1 for x in stale)  # gr.skip()
-    fresh = handlers.paint(handlers.start_canvas, 1, True, 0, update(6), page)
-    assert open_rgb(fresh[0]).shape == (256, 256, 3)
+    stale = handlers.paint(handlers.start_canvas, 1, True, fresh(handlers), update(4), page)
+    assert all(x == SKIP for x in stale)  # gr.skip() for every output
+    newer = handlers.paint(handlers.start_canvas, 1, True, fresh(handlers), update(6), page)
+    assert open_rgb(newer.facade).shape == (256, 256, 3)
     other_page = type("Request", (), {"session_hash": "page-2"})()
-    assert open_rgb(handlers.paint(handlers.start_canvas, 1, True, 0, update(1), other_page)[0]).shape == (256, 256, 3)
+    other = handlers.paint(handlers.start_canvas, 1, True, fresh(handlers), update(1), other_page)
+    assert open_rgb(other.facade).shape == (256, 256, 3)

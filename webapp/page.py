@@ -2,10 +2,16 @@
 
 The label-map canvas is our own (``assets/canvas/``: a ``gr.HTML`` with a template, CSS and ``js_on_load``):
 it paints on the model's 256x256 grid, and sends the grid as a PNG data URL of a few KB with each update, so
-nothing is uploaded and nothing piles up on disk.
+nothing is uploaded and nothing piles up on disk. ``assets/canvas/page.js`` is the rest of the page's own
+script: the busy state and the PNG downloads (it runs in the browser, needs no build step, fetches nothing).
 
-The page reflows for phones: the canvas, then the facade right under it (both fit one phone screen, so the
-live preview is in view while painting), then the loaders and the seed controls.
+Four areas, laid out by ``CSS`` (a grid over Gradio's row):
+- a desktop (over 1000 px wide): the canvas with its loaders (examples, random layout, upload) under it, the
+  facade with its seed controls, and the variations, side by side; the canvas and the facade are sized to the
+  window's height, so that all of it is on the first screen and no action changes anything out of view;
+- a phone (640 px or narrower): the canvas, then the facade right under it (both fit one phone screen, so
+  the live preview is in view while painting), then the seed controls, the variations and the loaders;
+- in between: the canvas and the facade side by side, the loaders and the variations under them.
 """
 
 from __future__ import annotations
@@ -20,64 +26,30 @@ from pix2pix.palette import BACKGROUND, class_index, hex_colors
 from webapp import analytics_enabled
 from webapp.api import add_endpoints
 from webapp.cache import CACHE_MAX_AGE_MINUTES, delete_cache
-from webapp.handlers import DEFAULT_MAX_BATCH_SIZE, NUM_VARIATIONS, VARIATIONS_LABEL, FacadeApp, status_line
+from webapp.handlers import DEFAULT_MAX_BATCH_SIZE, NUM_VARIATIONS, VARIATIONS_LABEL, FacadeApp, Reply, status_line
 
 TITLE = "facade-pix2pix"
 #: Uploads above this many bytes are refused by the server before they reach the app.
 MAX_FILE_SIZE = "25mb"
 MODEL_QUEUE = "model"  # one concurrency group for every event that runs the model
-CANVAS_DIR = Path(__file__).resolve().parent.parent / "assets" / "canvas"
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "canvas"
 #: Keyboard keys of the 12 classes, in palette order (shown on the swatches' hover).
 CLASS_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "=")
 BRUSH_SIZES = ({"name": "Small", "label": "S", "px": 3, "key": "["},
                {"name": "Medium", "label": "M", "px": 8, "key": "[ ]"},
                {"name": "Large", "label": "L", "px": 20, "key": "]"})
 INTRO = (f"# {TITLE}\n"
-         "Paint a facade label map, class by class: the pix2pix U-Net redraws the facade while you paint. "
+         "Paint a facade label map, class by class, and the pix2pix model draws the facade as you paint. "
          "Start from an example, a random layout or your own label map.")
+SEED_HELP = ("A **seed** picks one of the many facades the model can draw for a layout: the same layout and seed "
+             "always give the same facade. **Vary with the seed** off: one facade, whatever the seed.")
 
-#: The page's own layout rules (the canvas has its own, in assets/canvas/canvas.css), in the page's <head> as
-#: they are: Gradio's ``css=`` would prefix every selector with its container, and these reach above it.
-#: - The facade box is as tall as its square picture, never a fixed height.
-#: - Galleries: their thumbnails fit the column (Gradio's grid wants 100 px a column, which cuts off a
-#:   4th column on a phone), no empty band under them (Gradio's fixed minimum height), the first row
-#:   clear of the gallery's label, and each caption under its picture, not over it.
-#: - A phone (640 px or narrower): smaller page margins and title, and the board and the facade the same
-#:   size, --p2p-side: the screen's width, or less on a short screen, so that with the tools and the
-#:   swatches above them both fit one screen (270 px is what the title, tools, swatches, the line under the
-#:   board and the gaps take on a 390x844 phone), and the facade is in view while painting.
-CSS = """
-#canvas .html-container { padding: 0; }
-#facade { height: auto !important; }
-#facade .image-container, #facade .image-frame { height: auto !important; }
-#facade .image-container > button, #facade .image-frame { width: 100%; justify-content: center; }
-#facade img {
-  display: block; width: 100%; height: auto; aspect-ratio: 1 / 1; object-fit: contain; margin: 0 auto;
-}
-#examples .grid-container, #variations .grid-container {
-  grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr));
-}
-@media (max-width: 900px) { #examples .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)); } }
-#examples .grid-wrap, #variations .grid-wrap {
-  min-height: 0 !important; max-height: none !important; overflow-y: visible; padding-top: 30px;
-}
-#examples .thumbnail-item, #variations .thumbnail-item {
-  aspect-ratio: auto; height: auto; display: flex; flex-direction: column;
-}
-#examples .thumbnail-item > img, #variations .thumbnail-item > img { aspect-ratio: 1 / 1; height: auto; }
-#examples .caption-label, #variations .caption-label {
-  position: static; max-width: none; border: none; border-radius: 0; text-align: center; background: none;
-}
-@media (max-width: 640px) {
-  :root { --p2p-side: min(100%, calc((100svh - 270px) / 2)); }
-  .gradio-container .main.app { padding: 6px 8px; }
-  #intro h1 { font-size: 1.3em; margin: 0 0 2px; }
-  #intro p { font-size: 0.85em; line-height: 1.35; margin: 0; }
-  #facade img { width: var(--p2p-side); }
-}
-"""
-#: What ``demo.launch`` needs besides the address: the page's CSS, the upload limit, no run history.
-LAUNCH_KWARGS = dict(head=f"<style>{CSS}</style>", max_file_size=MAX_FILE_SIZE, run_history=False)
+#: The page's own layout rules (assets/canvas/page.css; the canvas has its own, canvas.css), in the page's
+#: <head> as they are: Gradio's ``css=`` would prefix every selector with its container, and these reach above it.
+CSS = (ASSETS / "page.css").read_text()
+#: What ``demo.launch`` needs besides the address: the page's CSS and script, the upload limit, no run history.
+LAUNCH_KWARGS = dict(head=f"<style>{CSS}</style>", js=(ASSETS / "page.js").read_text(), max_file_size=MAX_FILE_SIZE,
+                     run_history=False)
 
 
 def canvas_component(app: FacadeApp) -> gr.HTML:
@@ -86,9 +58,9 @@ def canvas_component(app: FacadeApp) -> gr.HTML:
                for (name, _), colour, key in zip(CLASSES, hex_colors(), CLASS_KEYS, strict=True)]
     return gr.HTML(
         value=app.start_canvas,
-        html_template=(CANVAS_DIR / "canvas.html").read_text(),
-        css_template=(CANVAS_DIR / "canvas.css").read_text(),
-        js_on_load=(CANVAS_DIR / "canvas.js").read_text(),
+        html_template=(ASSETS / "canvas.html").read_text(),
+        css_template=(ASSETS / "canvas.css").read_text(),
+        js_on_load=(ASSETS / "canvas.js").read_text(),
         elem_id="canvas",
         apply_default_css=False,
         size=app.size,
@@ -102,89 +74,133 @@ def canvas_component(app: FacadeApp) -> gr.HTML:
 
 @dataclass
 class Widgets:
-    """The page's components that events read or write."""
+    """The page's components that events read or write; ``outputs`` are those every page event answers, in
+    the order of ``webapp.handlers.Reply.FIELDS``."""
 
     canvas: gr.HTML
     facade: gr.Image
     status: gr.Markdown
     seed: gr.Number
-    last_seed: gr.State
-    seed_btn: gr.Button
+    layout_seed: gr.Number
+    variations: gr.Gallery
+    shown: gr.State
+    seed_error: gr.HTML
+    load_error: gr.HTML
     stochastic: gr.Checkbox
+    seed_btn: gr.Button
     generate_btn: gr.Button
     variations_btn: gr.Button
-    variations: gr.Gallery
     random_btn: gr.Button
-    layout_seed: gr.Number
     upload_btn: gr.UploadButton
     examples: gr.Gallery
 
+    @property
+    def outputs(self) -> list:
+        return [getattr(self, name) for name in Reply.FIELDS]
+
+
+def _paint_area(app: FacadeApp) -> tuple:
+    """The canvas, and under it what fills it: the loaders and the examples, with their message line."""
+    with gr.Column(elem_id="paint", min_width=0):
+        canvas = canvas_component(app)
+    with gr.Column(elem_id="loaders", min_width=0):
+        with gr.Row(elem_id="loader-row"):
+            random_btn = gr.Button("Random layout", size="md", elem_id="random-layout", min_width=0)
+            layout_seed = gr.Number(value=None, precision=0, elem_id="layout-seed", show_label=False,
+                                    label="Layout seed", placeholder="seed", min_width=0, container=False)
+            upload_btn = gr.UploadButton("Upload a label map", file_types=["image"], type="filepath", size="md",
+                                         elem_id="upload", min_width=0)
+        load_error = gr.HTML("", elem_id="load-error")
+        examples = gr.Gallery(value=[(str(p), p.stem.split("_", 1)[-1]) for p in app.examples],
+                              label="Examples: click one to load it", columns=8, height="auto", allow_preview=False,
+                              object_fit="contain", format="png", elem_id="examples", min_width=0, buttons=[])
+    return canvas, random_btn, layout_seed, upload_btn, load_error, examples
+
+
+def _result_area(app: FacadeApp, initial_seed: int) -> tuple:
+    """The facade, its status line, and the controls of the seed that drew it."""
+    with gr.Column(elem_id="result", min_width=0):
+        facade = gr.Image(value=app.start_facade, label="Facade", type="filepath", interactive=False,
+                          elem_id="facade", buttons=["fullscreen"], min_width=0)
+        status = gr.Markdown(status_line(app.start_seconds, 1, initial_seed, True), elem_id="status")
+        with gr.Row(elem_id="seed-row"):
+            seed = gr.Number(label="Seed", value=initial_seed, precision=0, elem_id="seed", min_width=0,
+                             container=False)
+            seed_btn = gr.Button("New seed", size="md", elem_id="new-seed", min_width=0)
+            generate_btn = gr.Button("Generate", variant="primary", size="md", elem_id="generate", min_width=0)
+        seed_error = gr.HTML("", elem_id="seed-error")
+        stochastic = gr.Checkbox(label="Vary with the seed", value=True, elem_id="stochastic", min_width=0,
+                                 container=False)
+        gr.Markdown(SEED_HELP, elem_id="seed-help")
+        gr.Button("Save facade (PNG)", size="md", elem_id="save-facade", min_width=0)
+    return facade, status, seed, seed_btn, generate_btn, seed_error, stochastic
+
+
+def _variations_area() -> tuple:
+    """The variations: their button above them, and how to use them under them."""
+    with gr.Column(elem_id="more", min_width=0):
+        variations_btn = gr.Button(f"{NUM_VARIATIONS} variations", size="md", elem_id="variations-btn", min_width=0)
+        variations = gr.Gallery(label=VARIATIONS_LABEL, columns=2, height="auto", allow_preview=False,
+                                object_fit="contain", elem_id="variations", min_width=0, buttons=[])
+        gr.Markdown("Four seeds from the seed on. Click one to make it the facade, and its seed the seed.",
+                    elem_id="variations-help")
+        gr.Button(f"Save the {NUM_VARIATIONS} (PNG)", size="md", elem_id="save-variations", min_width=0)
+    return variations_btn, variations
+
 
 def _layout(app: FacadeApp, initial_seed: int) -> Widgets:
-    """A row of two columns, the canvas and the facade (with the seed controls and variations under it), then
-    the loaders and the examples. On a wide screen the canvas is on the left and the facade on the right;
-    on a phone the columns stack, so the facade comes right under the canvas."""
+    """The title, then the four areas (see the module's docstring for where each goes)."""
     gr.Markdown(INTRO, elem_id="intro")
-    last_seed = gr.State(initial_seed)
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=300):
-            canvas = canvas_component(app)
-        with gr.Column(scale=1, min_width=300):
-            facade = gr.Image(value=app.start_facade, label="Generated facade", type="filepath",
-                              interactive=False, elem_id="facade", buttons=["download", "fullscreen"])
-            status = gr.Markdown(status_line(app.start_seconds, 1, initial_seed, True), elem_id="status")
-            with gr.Row():
-                seed = gr.Number(label="Seed", value=initial_seed, precision=0, elem_id="seed", min_width=120)
-                seed_btn = gr.Button("New seed", elem_id="new-seed")
-                stochastic = gr.Checkbox(label="stochastic (dropout on)", value=True, elem_id="stochastic")
-            with gr.Row():
-                generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-                variations_btn = gr.Button(f"{NUM_VARIATIONS} variations", elem_id="variations-btn")
-            variations = gr.Gallery(label=VARIATIONS_LABEL, columns=NUM_VARIATIONS, height="auto",
-                                    object_fit="contain", elem_id="variations")
-            gr.Markdown("Same layout + same seed = same image. With stochastic off, dropout is off and the seed "
-                        "does not matter. The download button on the facade saves it (a lossless WebP).")
-    with gr.Row():
-        random_btn = gr.Button("Random layout", variant="secondary", elem_id="random-layout")
-        layout_seed = gr.Number(label="Layout seed", value=None, precision=0, elem_id="layout-seed",
-                                placeholder="none", min_width=120)
-        upload_btn = gr.UploadButton("Upload a label map", file_types=["image"], type="filepath", elem_id="upload")
-    examples = gr.Gallery(value=[(str(p), p.stem.split("_", 1)[-1]) for p in app.examples],
-                          label="Examples (click one to load it)", columns=8, height="auto",
-                          allow_preview=False, object_fit="contain", format="png", elem_id="examples")
-    return Widgets(canvas, facade, status, seed, last_seed, seed_btn, stochastic, generate_btn, variations_btn,
-                   variations, random_btn, layout_seed, upload_btn, examples)
+    shown = gr.State(app.start_shown(initial_seed))
+    with gr.Row(elem_id="workspace", equal_height=False):
+        canvas, random_btn, layout_seed, upload_btn, load_error, examples = _paint_area(app)
+        facade, status, seed, seed_btn, generate_btn, seed_error, stochastic = _result_area(app, initial_seed)
+        variations_btn, variations = _variations_area()
+    return Widgets(canvas, facade, status, seed, layout_seed, variations, shown, seed_error, load_error, stochastic,
+                   seed_btn, generate_btn, variations_btn, random_btn, upload_btn, examples)
+
+
+def _busy(target: str, inputs: int) -> dict:
+    """An event's browser-side start: ``target`` (the facade or the variations) shows it is busy at once, before
+    the request leaves; the inputs go on unchanged. See ``_wire`` for the end."""
+    return dict(js=f"(...a) => {{ window.p2pBusy && window.p2pBusy('{target}'); return a.slice(0, {inputs}); }}")
 
 
 def _wire(demo: gr.Blocks, app: FacadeApp, w: Widgets, model_queue: dict) -> None:
-    """Which event runs which handler. Page events hide their progress (and so any "Error" badge on their
-    outputs: a failure is said in its message alone), and keep names of their own (/generate and /variations
-    are the API's)."""
-    quiet = dict(show_progress="hidden")
-    page_queue = dict(api_visibility="private", **quiet, **model_queue)
-    page_in, page_out = [w.canvas, w.seed, w.stochastic, w.last_seed], [w.facade, w.status, w.seed, w.last_seed]
-    generate = dict(fn=app.generate, inputs=page_in, outputs=page_out, api_name="page_generate", **page_queue)
+    """Which event runs which handler. Every page event answers the same outputs (``Widgets.outputs``), hides
+    Gradio's progress overlay (the page has its own busy state: ``_busy``, and page.js), and keeps a name of its
+    own (/generate and /variations are the API's)."""
+    quiet = dict(show_progress="hidden", api_visibility="private")
+    queue = dict(**quiet, **model_queue)
+    out = w.outputs
+    page_in = [w.canvas, w.seed, w.stochastic, w.shown]
+
+    def on(target: str, triggers: list, fn, inputs: list, name: str, mode: str = "always_last") -> None:
+        busy = _busy(target, len(inputs)) if target else {}
+        event = gr.on(triggers, fn, inputs, out, trigger_mode=mode, api_name=name, **busy, **queue)
+        if target:  # the end, success or failure: a browser-only step (no request)
+            event.then(None, js=f"() => window.p2pDone && window.p2pDone('{target}')", queue=False, **quiet)
+
     # Live updates during a stroke: "once", at most one in flight per page. The final canvas of a stroke or an
     # edit: at once ("always_last" among its kind). FacadeApp.paint lets only the newest canvas answer.
-    painted = [*page_out, w.layout_seed, w.variations]
-    w.canvas.input(app.paint, page_in, painted, trigger_mode="once", api_name="page_paint_live", **page_queue)
-    w.canvas.submit(app.paint, page_in, painted, trigger_mode="always_last", api_name="page_paint", **page_queue)
-    gr.on([w.generate_btn.click, w.stochastic.input, w.seed.submit], trigger_mode="always_last", **generate)
-    w.seed_btn.click(app.new_seed, outputs=w.seed, queue=False, api_visibility="private", **quiet).then(**generate)
-    w.variations_btn.click(app.variations, page_in, [w.variations, w.status, w.seed, w.last_seed],
-                           api_name="page_variations", **page_queue)
-    # A loader that fails (a photo, a bad seed) leaves the canvas as it was, and nothing is generated.
-    loaded = [w.canvas, w.layout_seed, w.variations]
-    private = dict(api_visibility="private", **quiet)
-    w.examples.select(app.load_example, None, loaded, queue=False, **private).success(**generate)
-    w.upload_btn.upload(app.load_upload, w.upload_btn, loaded, **private).success(**generate)
-    w.random_btn.click(app.random_layout, None, loaded, queue=False, api_name="page_random_layout",
-                       **private).success(**generate)
-    w.layout_seed.submit(app.layout_from_seed, w.layout_seed, loaded, api_name="page_layout",
-                         **private).success(**generate)
+    on("facade", [w.canvas.input], app.paint, page_in, "page_paint_live", mode="once")
+    on("facade", [w.canvas.submit], app.paint, page_in, "page_paint")
+    on("facade", [w.generate_btn.click, w.stochastic.input], app.generate, page_in, "page_generate")
+    on("facade", [w.seed.input], app.seed_typed, page_in, "page_seed_typed")
+    on("facade", [w.seed.submit, w.seed.blur], app.seed_entered, page_in, "page_seed")
+    on("facade", [w.seed_btn.click], app.new_seed, [w.canvas, w.stochastic, w.shown], "page_new_seed")
+    on("variations", [w.variations_btn.click], app.variations, page_in, "page_variations")
+    on("", [w.variations.select], app.pick_variation, [w.shown], "page_pick_variation")
+    # The loaders put a label map on the canvas and answer with its facade: one request each. One that fails
+    # (a photo, a bad layout seed) leaves the canvas as it was and says why next to the loaders.
+    on("facade", [w.examples.select], app.load_example, [w.stochastic, w.shown], "page_example")
+    on("facade", [w.upload_btn.upload], app.load_upload, [w.upload_btn, w.stochastic, w.shown], "page_upload")
+    on("facade", [w.random_btn.click], app.random_layout, [w.stochastic, w.shown], "page_random_layout")
+    on("facade", [w.layout_seed.submit], app.layout_from_seed, [w.layout_seed, w.stochastic, w.shown],
+       "page_layout")
     # The canvas opens on an example, not a random layout: the layout seed box is empty (Gradio's number box
     # shows 0 for an empty first value, so it is emptied in the browser once the page is up; no request).
-    demo.load(None, None, w.layout_seed, js="() => null", queue=False, **private)
+    demo.load(None, None, w.layout_seed, js="() => null", queue=False, **quiet)
 
 
 def build_demo(model: Pix2Pix, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, initial_seed: int = 0,
@@ -197,7 +213,7 @@ def build_demo(model: Pix2Pix, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, 
     requests are converted in parallel threads, and their forwards are batched by the app's Batcher."""
     app = FacadeApp(model, max_batch_size)
     model_queue = dict(concurrency_limit=2 * max(1, max_batch_size), concurrency_id=MODEL_QUEUE)
-    with gr.Blocks(title=TITLE, analytics_enabled=analytics_enabled(),
+    with gr.Blocks(title=TITLE, analytics_enabled=analytics_enabled(), fill_width=True,
                    delete_cache=delete_cache(cache_max_age)) as demo:
         widgets = _layout(app, initial_seed)
         add_endpoints(app, model_queue)

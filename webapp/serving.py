@@ -17,8 +17,6 @@ from PIL import Image
 
 #: A canvas update is a PNG data URL of a few KB; anything far larger is not from our canvas.
 MAX_CANVAS_CHARS = 2_000_000
-#: The file name of a served facade (see ``encode_facade``).
-FACADE_NAME = "facade.webp"
 
 
 def to_data_url(image: Image.Image) -> str:
@@ -64,6 +62,13 @@ def public_message(error: Exception, payload: Any = None) -> str:
         name = payload["orig_name"] if named else os.path.basename(path)
         message = message.replace(str(path), name)
     return message
+
+
+def facade_name(seed: int, stochastic: bool = True) -> str:
+    """A served facade's file name, which says how to make it again: ``facade-seed42.webp``, or
+    ``facade-any-seed.webp`` with the variation off (dropout off: every seed gives that facade). The page saves
+    it under the same name as a PNG."""
+    return f"facade-seed{seed}.webp" if stochastic else "facade-any-seed.webp"
 
 
 def encode_facade(image: Image.Image) -> bytes:

@@ -8,9 +8,12 @@
 // KB, no file upload), and Python sets it to load an example, a random layout or an upload.
 //
 // Reading the classes: the palette is the data set's, and some neighbours are close (window and facade are
-// two blues). "Outlines" (O) draws every class border on a second canvas laid over the grid, three times
-// finer, so the borders fall between label pixels and never change what is sent; with a mouse, the class
-// under the pointer is named in the line under the board.
+// two blues, door and cornice two cyans). "Outlines" (O, on from the start) draws every class border on a
+// second canvas laid over the grid, three times finer, so the borders fall between label pixels and never
+// change what is sent; with a mouse, the class under the pointer is named in the line under the board.
+//
+// While a stroke is being painted the root carries data-painting (the page's busy state stays quiet then:
+// the live facade follows the brush). "Save" is the page's (page.js): it reads `canvas.p2p`.
 
 const SIZE = props.size;
 const COLOURS = props.classes.map((c) => [1, 3, 5].map((i) => parseInt(c.color.slice(i, i + 2), 16)));
@@ -201,6 +204,7 @@ canvas.addEventListener("pointerdown", (event) => {
     return;
   }
   stroke = { x, y, x0: x, y0: y, before: grid.slice(), started: performance.now(), lastSent: null, id: event.pointerId };
+  root.dataset.painting = "on";
   if (tool !== "rect") {
     stamp(grid, x, y, paintValue());
     render();
@@ -243,6 +247,7 @@ function endStroke(event) {
   render();
   remember(stroke.before);
   stroke = null;
+  delete root.dataset.painting;
   clearInterval(liveTimer);
   send();
 }
@@ -379,15 +384,17 @@ function load(url, undoable = true) {
 
 watch("value", () => load(props.value));
 
-// Test and scripting hook on the <canvas>: the grid as class indices, and the tool state.
+// Hook on the <canvas> for the page's script (saving the label map), tests and scripting: the grid as class
+// indices, the palette, and the tool state.
 canvas.p2p = {
   grid: () => grid,
+  palette: () => COLOURS,
   state: () => ({ tool, cls, size, outlines, hovered, undo: undoStack.length, redo: redoStack.length }),
 };
 
 setTool("brush");
 setClass(cls);
 setSize(size);
-setOutlines(false);
+setOutlines(true);
 render();
 load(props.value, false);

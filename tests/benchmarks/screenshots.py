@@ -4,8 +4,9 @@
     python -m tests.benchmarks.screenshots --weights runs/x/export --out /tmp
 
 Starts `python app.py` on 127.0.0.1 (as a user would), opens it in Debian's /usr/bin/chromium, and on a
-1280-wide desktop page clicks "4 variations" on the first example and waits for the four facades; on a
-390x844 phone (touch) it waits for the first facade. Each is saved once everything on it has loaded.
+1280x800 desktop clicks "4 variations" on the first example and waits for the four facades (the picture is the
+first screen: everything is on it); on a 390x844 phone (touch) it waits for the first facade. Each is saved
+once everything on it has loaded.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ def shoot(url: str, out: Path) -> list[Path]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(url)
             page.wait_for_function(READY_JS, timeout=120_000)
             page.locator("#variations-btn").click()
             page.wait_for_function(VARIATIONS_JS, timeout=120_000)
             page.mouse.move(0, 0)  # no hover state in the picture
-            page.screenshot(path=str(desktop), full_page=True)
+            page.wait_for_function("() => !document.querySelector('#facade[data-busy], #variations[data-busy]')")
+            page.screenshot(path=str(desktop))
             page.close()
             page = browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
                                     device_scale_factor=2)
