@@ -33,8 +33,8 @@ DIFFERENCES = """
 ## How this model differs from the paper's recipe, and why
 
 It was trained with `--recipe cpu` on two CPU cores, because no GPU is lent to this project. Each change was
-chosen by an ablation at equal wall time on the val split (val FID, KID and seed diversity; the README's
-"Ablations" table):
+chosen by an ablation at equal wall time on the val split (val FID, KID and seed diversity; the
+"Ablations" table of facade-pix2pix's docs/results.md):
 
 | | paper (`--recipe paper`) | this model (`--recipe cpu`) | why |
 | --- | --- | --- | --- |

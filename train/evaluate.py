@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from pix2pix import Pix2Pix, UnetGenerator
-from pix2pix.fast import PRECISIONS
 from pix2pix.images import image_to_tensor, to_unit
+from pix2pix.speed import PRECISIONS
 
 from .config import DATA_OPTIONS, add_options
 from .data import PairedDataset, check_pairs, find_pairs
