@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from pix2pix.images import label_grid
@@ -42,3 +44,29 @@ WATCH_FACADE_JS = """() => {
     }
   }).observe(root, {attributes: true, childList: true, subtree: true});
 }"""
+
+
+#: Debian's Chromium (never `playwright install`, which downloads a browser), and the flags that keep it off
+#: the network: without the background-networking ones it keeps trying hosts this machine cannot reach.
+CHROMIUM = Path(os.environ.get("PIX2PIX_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def browser_unavailable(reason: str):
+    """Skip a browser test where there is no browser, but fail it in CI, where a missing one is a bug."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: the browser test must run; .ci/run installs chromium with apt-get)")
+    pytest.skip(reason)
+
+
+def sync_playwright_or_skip():
+    """Playwright's ``sync_playwright``, once Chromium and the package are known to be there."""
+    if not CHROMIUM.exists():
+        browser_unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        browser_unavailable("the playwright Python package is not installed (pip install playwright; never "
+                            "`playwright install`)")
+    return sync_playwright

@@ -28,11 +28,8 @@ from PIL import Image
 from pix2pix import Pix2Pix, example_labels, example_photo, rgb_to_index
 from pix2pix.layout import random_layout
 from pix2pix.palette import BACKGROUND, PALETTE, class_index
-from tests.helpers import IN_CI, WATCH_FACADE_JS, free_port, label_of
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, WATCH_FACADE_JS, free_port, label_of, sync_playwright_or_skip
 
-CHROMIUM = Path(os.environ.get("PIX2PIX_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 REPO = Path(__file__).resolve().parent.parent
 PHONE = dict(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True, device_scale_factor=2)
 DESKTOPS = [(1280, 800), (1440, 900)]
@@ -48,22 +45,9 @@ EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\uFE0F]")
 TOASTS = ".toast-body"
 
 
-def _unavailable(reason: str):
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: the browser test must run; .ci/run installs chromium with apt-get)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def sync_playwright():
-    if not CHROMIUM.exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright Python package is not installed "
-                     "(pip install playwright; never `playwright install`)")
-    return sync_playwright
+    return sync_playwright_or_skip()
 
 
 class SpyPix2Pix(Pix2Pix):

@@ -15,7 +15,6 @@ outputs of ``random_raw`` is Philox4x64-10 of the counter *after* adding 1 (with
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +23,11 @@ import pytest
 from pix2pix import philox
 from pix2pix.philox import CODE_STREAM
 from pix2pix.seeds import MAX_SEED
-from tests.helpers import IN_CI
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, sync_playwright_or_skip
 
 REPO = Path(__file__).resolve().parent.parent
 VECTORS = Path(__file__).parent / "data" / "philox_vectors.json"
 PHILOX_JS = REPO / "assets" / "js" / "philox.js"
-CHROMIUM = Path(os.environ.get("PIX2PIX_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 #: A made-up origin the page is served from by Playwright's request interception (nothing leaves the machine).
 ORIGIN = "http://philox.test"
 
@@ -251,23 +247,11 @@ def test_bad_input_is_refused_with_a_message(call, message):
 
 # ---- JavaScript, in Chromium ----
 
-def _unavailable(reason: str):
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: the browser test must run; .ci/run installs chromium with apt-get)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def js():
     """A blank page from ``ORIGIN`` with ``window.P`` the module ``assets/js/philox.js``, imported as a browser
     imports it; every request is answered by Playwright from the working tree, or refused."""
-    if not CHROMIUM.exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright Python package is not installed (pip install playwright; never "
-                     "`playwright install`)")
+    sync_playwright = sync_playwright_or_skip()
     files = {f"{ORIGIN}/": ("text/html", "<!doctype html><title>philox</title>"),
              f"{ORIGIN}/philox.js": ("text/javascript", PHILOX_JS.read_text())}
 
