@@ -130,7 +130,8 @@ def test_resume_equivalence(run, data, tmp_path):
         main([*args, "--epochs-decay", "1"])
     _same_state(run / "checkpoints" / "latest.pt", tmp_path / "r" / "checkpoints" / "latest.pt")
     assert [r["lr"] for r in _epochs(tmp_path / "r")] == pytest.approx([2e-4, 2e-4 / 5])
-    assert (tmp_path / "r" / "export" / "model.safetensors").read_bytes() == (run / "export" / "model.safetensors").read_bytes()
+    exported = (tmp_path / "r" / "export" / "model.safetensors").read_bytes()
+    assert exported == (run / "export" / "model.safetensors").read_bytes()
 
 
 def _spawn(args: list[str], tmp_path: Path) -> subprocess.Popen:
@@ -152,7 +153,8 @@ def _wait_for(condition, proc: subprocess.Popen, timeout: float = 90) -> None:
 
 def _step_lines(run_dir: Path, epoch: int) -> bool:
     path = run_dir / "metrics.jsonl"
-    return path.is_file() and any(f'"type": "step", "epoch": {epoch},' in line for line in path.read_text().splitlines())
+    return path.is_file() and any(f'"type": "step", "epoch": {epoch},' in line
+                                  for line in path.read_text().splitlines())
 
 
 def test_sigkill_resumes_from_last_checkpoint(data, tmp_path):
@@ -231,6 +233,7 @@ def test_torchrun_two_processes_gloo(data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("done:") == 1  # only rank 0 reports
     ck = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=False)
-    assert ck["world_size"] == 2 and ck["run"]["global_step"] == 4 and len(ck["rng"]) == 2  # 4 images / 2 ranks x 2 epochs
+    # 4 images / 2 ranks x 2 epochs
+    assert ck["world_size"] == 2 and ck["run"]["global_step"] == 4 and len(ck["rng"]) == 2
     assert [r["epoch"] for r in _epochs(run_dir)] == [1, 2]
     Pix2Pix.load(run_dir / "export", device="cpu")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from train import step as step_mod
 from train.checkpoint import CheckpointError, find_resumable, read_checkpoint
 from train.config import TrainConfig
 from train.report import data_name, write_model_card
-from train.step import Objective, choose_precision, make_ema, make_optimizers, time_precisions, train_step
+from train.step import Networks, Objective, choose_precision, make_ema, make_optimizers, time_precisions, train_step
 from train.trainer import main
 
 CODED = ["--nz", "4", "--lambda-ms", "1", "--lambda-l1", "10", "--ema", "0.9"]
@@ -33,9 +32,9 @@ def test_the_code_is_drawn_from_the_seed_and_nz0_is_the_papers_generator(tmp_pat
     masks_a, z_a = coded.sample_noise([5, 6], 256)
     masks_b, z_b = coded.sample_noise([6], 256)
     assert z_a.shape == (2, 8) and torch.equal(z_a[1], z_b[0]) and not torch.equal(z_a[0], z_a[1])
-    assert all(torch.equal(a[1], b[0]) for a, b in zip(masks_a, masks_b))
+    assert all(torch.equal(a[1], b[0]) for a, b in zip(masks_a, masks_b, strict=True))
     # The masks of a seed are the same with and without a code: adding one leaves dropout as it was.
-    assert all(torch.equal(a, b) for a, b in zip(paper.sample_noise([5, 6], 256)[0], masks_a))
+    assert all(torch.equal(a, b) for a, b in zip(paper.sample_noise([5, 6], 256)[0], masks_a, strict=True))
     coded.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["nz"] == 8
     assert UnetGenerator.from_pretrained(str(tmp_path)).nz == 8
@@ -71,7 +70,7 @@ def test_mode_seeking_step_runs_two_codes_and_trains_the_code_weights():
     seen = []
     original = D.forward
     D.forward = lambda labels, images: (seen.append(images.shape[0]), original(labels, images))[1]
-    losses = train_step(G, D, D, opt_g, opt_d, x, y, Objective.of(cfg))
+    losses = train_step(Networks(G, D, opt_g, opt_d, Objective.of(cfg)), x, y)
     assert Objective.of(cfg).copies == 2 and seen == [8, 4]  # (fake, real) x 2 codes, then the generator's call
     g_gan, g_l1, g_ms, d_real, d_fake = losses.tolist()
     assert g_ms > 0 and all(map(torch.isfinite, losses))
@@ -90,13 +89,14 @@ def test_discriminator_warmup_step_moves_only_the_discriminator():
     x, y = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
     g_before, d_before = copy_state(G), copy_state(D)
     ema_before = copy_state(ema.module)
-    losses = train_step(G, D, D, opt_g, opt_d, x, y, Objective.of(cfg), ema=ema, train_g=False)
+    nets = Networks(G, D, opt_g, opt_d, Objective.of(cfg), ema=ema)
+    losses = train_step(nets, x, y, train_g=False)
     assert all(torch.equal(v, G.state_dict()[k]) for k, v in g_before.items())  # the generator held still
     assert all(torch.equal(v, ema.module.state_dict()[k]) for k, v in ema_before.items())  # and its average
     assert not all(torch.equal(v, D.state_dict()[k]) for k, v in d_before.items())  # the discriminator learnt
     g_gan, g_l1, g_ms, d_real, d_fake = losses.tolist()
     assert g_gan > 0 and g_l1 > 0 and g_ms == 0 and d_real > 0 and d_fake > 0
-    train_step(G, D, D, opt_g, opt_d, x, y, Objective.of(cfg), ema=ema)  # after the warm-up: both move
+    train_step(nets, x, y)  # after the warm-up: both move
     assert not all(torch.equal(v, G.state_dict()[k]) for k, v in g_before.items())
     with pytest.raises(SystemExit, match="--d-warmup"):
         TrainConfig(d_warmup=-1).check()
@@ -206,7 +206,8 @@ def test_only_damaged_checkpoints_stop_with_the_files_named(two_epoch_run):
     args, run = two_epoch_run
     for path in (run / "checkpoints").glob("*.pt"):
         path.write_bytes(b"\0" * 100)
-    with pytest.raises(SystemExit, match=r"no readable checkpoint .*latest\.pt, epoch_0002\.pt, epoch_0001\.pt.*--no-resume"):
+    named = r"no readable checkpoint .*latest\.pt, epoch_0002\.pt, epoch_0001\.pt.*--no-resume"
+    with pytest.raises(SystemExit, match=named):
         main(args)
     assert find_resumable(run / "nothing-here", {}) is None
 

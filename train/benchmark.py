@@ -8,9 +8,10 @@ recipe, each as it really trains, side by side in one run.
 
 Both run ``train.step.train_step`` on the real facades training pairs (``--data``) and are timed from
 batch to batch, loading included, after their warm-up (compilation). The ratio and the wall time of a
-200-epoch run (model and data time, no evaluation) are printed. On CUDA the fast side also uses bf16,
-channels_last and fused Adam. "images/s" counts images through the networks: with the mode-seeking term each
-label map goes through twice (two codes), and "maps/s" counts the label maps.
+200-epoch run over the whole training split (model and data time, no evaluation; with ``--limit`` the speed
+is timed on the subset and the column is still for every pair of the split) are printed. On CUDA the fast
+side also uses bf16, channels_last and fused Adam. "images/s" counts images through the networks: with the
+mode-seeking term each label map goes through twice (two codes), and "maps/s" counts the label maps.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from pathlib import Path
 
 import torch
 
-from pix2pix import PatchDiscriminator, UnetGenerator, resolve_device
+from pix2pix import resolve_device
 from pix2pix.device import keep_freed_memory
 
 from .config import RECIPES, TrainConfig, add_options
 from .data import EpochSampler, PairedDataset, check_pairs, find_pairs, make_batches, split_folder
-from .step import Objective, choose_precision, make_autocast, make_ema, make_optimizers, train_step
+from .step import choose_precision, make_networks, train_step
 
 
 @dataclasses.dataclass
@@ -40,19 +41,13 @@ class Setting:
 
 
 def measure(setting: Setting, pairs: list, device: torch.device, steps: int, warmup: int) -> dict:
-    cfg, is_cuda = setting.cfg, device.type == "cuda"
-    fast = setting.fast and is_cuda
-    torch.manual_seed(0)
+    """Speed of ``setting`` on ``pairs``: the trainer's own networks, wrapping, batches and step (``train.step``),
+    in one process, timed from batch to batch after ``warmup`` steps."""
+    cfg = setting.cfg if setting.fast else dataclasses.replace(setting.cfg, channels_last=False, fused_adam=False)
+    is_cuda = device.type == "cuda"
     precision, why = choose_precision(cfg, device) if setting.fast else ("fp32", "the authors' setting")
-    G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs, nz=cfg.nz).to(device)
-    D = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d).to(device)
-    fmt = torch.channels_last if fast and cfg.channels_last else torch.contiguous_format
-    G, D = G.to(memory_format=fmt), D.to(memory_format=fmt)
-    opt_g, opt_d = make_optimizers(cfg, G, D, fused=fast and cfg.fused_adam)
-    G_run, D_run = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
-    autocast = make_autocast(precision, device.type)
-    objective = Objective.of(cfg)
-    ema = make_ema(G, cfg.ema) if cfg.ema else None
+    nets = make_networks(cfg, device, precision, seed=0)
+    nets.wrap(compile=cfg.compile)
     dataset = PairedDataset(pairs, cfg.image_size, cfg.resolved_load_size, seed=0)
     sampler = EpochSampler(dataset)
     t0 = time.perf_counter()
@@ -69,21 +64,21 @@ def measure(setting: Setting, pairs: list, device: torch.device, steps: int, war
     it = batches()
     t0 = time.perf_counter()
     for _ in range(warmup):
-        x, y = (t.to(device, memory_format=fmt) for t in next(it))
-        train_step(G_run, D_run, D_run, opt_g, opt_d, x, y, objective, autocast, ema)
+        x, y = (nets.to_input(t) for t in next(it))
+        train_step(nets, x, y)
     sync()
     warm = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
-        x, y = (t.to(device, memory_format=fmt) for t in next(it))
-        losses = train_step(G_run, D_run, D_run, opt_g, opt_d, x, y, objective, autocast, ema)
+        x, y = (nets.to_input(t) for t in next(it))
+        losses = train_step(nets, x, y)
     losses.tolist()
     sync()
     seconds = time.perf_counter() - t0
-    params = sum(p.numel() for p in G.parameters())
+    params = sum(p.numel() for p in nets.G.parameters())
     return {"setting": setting.label, "ngf": cfg.ngf, "batch": cfg.batch_size, "compile": cfg.compile,
             "data": source, "params": params, "setup_s": setup, "warmup_s": warm, "precision": precision, "why": why,
-            "it_s": steps / seconds, "img_s": steps * cfg.batch_size * objective.copies / seconds,
+            "it_s": steps / seconds, "img_s": steps * cfg.batch_size * nets.objective.copies / seconds,
             "maps_s": steps * cfg.batch_size / seconds}
 
 
@@ -104,7 +99,9 @@ def run_benchmark(base: TrainConfig, steps: int, epochs: int = 200) -> list[dict
         from .download import find_or_download_facades
 
         root = find_or_download_facades(Path(base.cache_dir), progress=base.progress)
-    pairs, _ = check_pairs(find_pairs(split_folder(root, "train") or root, limit=base.limit))
+    folder = split_folder(root, "train") or root
+    pairs, _ = check_pairs(find_pairs(folder, limit=base.limit))
+    full = len(find_pairs(folder))  # the wall-time column is for the whole training split, not the --limit subset
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"benchmark on {device} ({name}), torch {torch.__version__}: {len(pairs)} training pairs from {root}, "
           f"{steps} timed steps per setting after warm-up")
@@ -114,15 +111,18 @@ def run_benchmark(base: TrainConfig, steps: int, epochs: int = 200) -> list[dict
         print(f"  {setting.label}: warming up ({'compiling, ' if setting.cfg.compile else ''}{warmup} steps) ...",
               flush=True)
         rows.append(measure(setting, pairs, device, steps, warmup))
+    run_label = f"{epochs} ep. x {full}"
     header = (f"{'setting':<16} {'ngf':>4} {'params':>7} {'batch':>5} {'prec.':>5} {'compile':>7} {'data':<36} "
-              f"{'warm-up':>8} {'it/s':>6} {'images/s':>9} {'maps/s':>7} {f'{epochs} epochs':>10}")
+              f"{'warm-up':>8} {'it/s':>6} {'images/s':>9} {'maps/s':>7} {run_label:>{max(10, len(run_label))}}")
     print(header)
     print("-" * len(header))
     for r in rows:
-        hours = len(pairs) * epochs / r["maps_s"] / 3600
+        hours = full * epochs / r["maps_s"] / 3600
         print(f"{r['setting']:<16} {r['ngf']:>4} {r['params'] / 1e6:>6.1f}M {r['batch']:>5} {r['precision']:>5} "
               f"{'yes' if r['compile'] else 'no':>7} {r['data']:<36} {r['warmup_s']:>7.0f}s {r['it_s']:>6.2f} "
-              f"{r['img_s']:>9.2f} {r['maps_s']:>7.2f} {hours:>9.1f}h")
+              f"{r['img_s']:>9.2f} {r['maps_s']:>7.2f} {hours:>{max(10, len(run_label)) - 1}.1f}h")
+    print(f"({run_label}: the wall time of {epochs} epochs over the whole training split, all {full} pairs"
+          + (f", at the speed timed on the first {len(pairs)})" if len(pairs) < full else ")"))
     base_r, cpu_r = rows
     print(f"cpu recipe precision: {cpu_r['precision']} ({cpu_r['why']})")
     print(f"cpu recipe / paper baseline: {cpu_r['img_s'] / base_r['img_s']:.2f}x images/s, "

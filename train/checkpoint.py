@@ -1,7 +1,8 @@
 """Run state on disk: what a checkpoint holds, how it is written safely, and how a run resumes from it.
 
 ``latest.pt`` holds the networks (and the generator's EMA), the optimisers, the run's counters
-(``RunState``, the epoch plan of a ``--time-budget`` run included), every process's RNG state and the config.
+(``RunState``, the plan of a ``--time-budget`` run included), every process's RNG state and the config. A
+checkpoint of an earlier version, without the fields ``RunState`` has gained since, resumes with their defaults.
 Writes go through a temporary file and a rename, so a crash or a kill mid-save leaves the previous
 checkpoint intact. A file that is damaged all the same (a full disk, a copy cut short, another file put in
 its place) is named and passed over: the run resumes from the newest readable one (``find_resumable``).
@@ -19,12 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .step import Networks
+
 # Fields that fix the networks' shapes: a checkpoint only resumes under the same values.
 ARCHITECTURE = ("image_size", "ngf", "ndf", "n_layers_d", "direction", "nz")
 #: What an option missing from an older checkpoint's config meant.
 OLD_DEFAULTS = {"nz": 0}
 #: The keys every checkpoint of this trainer holds.
 KEYS = ("generator", "discriminator", "opt_g", "opt_d", "run", "rng", "config")
+#: The fields of ``RunState`` that make its plan (what rank 0 decides for every rank).
+PLAN_FIELDS = ("epochs", "epochs_decay", "planned", "frozen", "steps", "steps_decay")
 
 
 class CheckpointError(Exception):
@@ -44,10 +49,31 @@ class RunState:
     epochs_decay: int = 0  # ... then decay epochs
     planned: bool = False  # a --time-budget run: the plan above came from measured epochs
     frozen: bool = False  # the decay has started: the plan no longer changes
+    # A --time-budget run in which fewer than two epochs fit plans in steps: constant-rate steps, then decaying
+    # ones (``epochs`` and ``epochs_decay`` then count the epochs they reach into). Both 0: the plan is in epochs.
+    steps: int = 0
+    steps_decay: int = 0
 
     @property
     def total_epochs(self) -> int:
         return self.epochs + self.epochs_decay
+
+    @property
+    def in_steps(self) -> bool:
+        """Whether the plan is one in steps."""
+        return bool(self.steps or self.steps_decay)
+
+    def schedule(self, steps_per_epoch: int) -> tuple[int, int]:
+        """(constant-rate steps, decaying steps) of the plan: what ``lr_factor`` counts."""
+        if self.in_steps:
+            return self.steps, self.steps_decay
+        return self.epochs * steps_per_epoch, self.epochs_decay * steps_per_epoch
+
+    def finished(self) -> bool:
+        """Whether the plan is done: all its epochs, or all its steps for a plan in steps."""
+        if self.in_steps:
+            return self.global_step >= self.steps + self.steps_decay
+        return self.epoch >= self.total_epochs
 
 
 def rng_state(device: torch.device) -> dict:
@@ -88,12 +114,14 @@ def save_checkpoint(state: dict, ckpt_dir: Path, numbered: bool, keep: int) -> P
     return latest
 
 
-def make_state(G, D, opt_g, opt_d, run: RunState, rngs: list[dict], config: dict, world: int, ema=None) -> dict:
-    state = {"generator": G.state_dict(), "discriminator": D.state_dict(), "opt_g": opt_g.state_dict(),
-             "opt_d": opt_d.state_dict(), "run": dataclasses.asdict(run), "rng": rngs, "config": config,
+def make_state(nets: Networks, run: RunState, rngs: list[dict], config: dict, world: int) -> dict:
+    """What a checkpoint holds: ``nets``' weights, optimiser moments and EMA, the counters, every rank's RNG
+    state (``rngs``, in rank order) and the config."""
+    state = {"generator": nets.G.state_dict(), "discriminator": nets.D.state_dict(), "opt_g": nets.opt_g.state_dict(),
+             "opt_d": nets.opt_d.state_dict(), "run": dataclasses.asdict(run), "rng": rngs, "config": config,
              "world_size": world}
-    if ema is not None:
-        state["ema"] = ema.state_dict()
+    if nets.ema is not None:
+        state["ema"] = nets.ema.state_dict()
     return state
 
 
@@ -155,21 +183,22 @@ def find_resumable(ckpt_dir: Path, config: dict, warn=print) -> tuple[Path, dict
     return None
 
 
-def restore(ck: dict, G, D, opt_g, opt_d, rank: int, world: int, device: torch.device, ema=None) -> RunState:
-    """Load a checkpoint's weights, optimiser moments, EMA and this rank's RNG state; return its counters.
+def restore(ck: dict, nets: Networks, rank: int, world: int, device: torch.device) -> RunState:
+    """Load a checkpoint's weights, optimiser moments, EMA and this rank's RNG state into ``nets`` and this
+    process; return its counters.
 
     A checkpoint without an EMA (an older run, or one trained with ``--ema 0``) starts the average afresh
     from the restored generator."""
-    G.load_state_dict(ck["generator"])
-    D.load_state_dict(ck["discriminator"])
-    opt_g.load_state_dict(ck["opt_g"])
-    opt_d.load_state_dict(ck["opt_d"])
-    if ema is not None:
+    nets.G.load_state_dict(ck["generator"])
+    nets.D.load_state_dict(ck["discriminator"])
+    nets.opt_g.load_state_dict(ck["opt_g"])
+    nets.opt_d.load_state_dict(ck["opt_d"])
+    if nets.ema is not None:
         if "ema" in ck:
-            ema.load_state_dict(ck["ema"])
+            nets.ema.load_state_dict(ck["ema"])
         else:
-            ema.module.load_state_dict(G.state_dict())
-            ema.n_averaged.zero_()
+            nets.ema.module.load_state_dict(nets.G.state_dict())
+            nets.ema.n_averaged.zero_()
     if len(ck["rng"]) == world:
         set_rng_state(ck["rng"][rank], device)
     return RunState(**ck["run"])

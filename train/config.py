@@ -42,20 +42,23 @@ class TrainConfig:
                                "of 54.4M-parameter generator). Explicit flags override it",
                       choices=tuple(RECIPES), metavar="{" + ",".join(RECIPES) + "}")
     # Data
-    data: str | None = opt(None, metavar="DIR", help="folder with train/ (and val/, test/) of side-by-side image pairs "
-                                 "(the pix2pix layout); default: a local facades copy, else downloaded into --cache-dir")
-    data_a: str | None = opt(None, metavar="DIR", help="folder of A images (facades: photos); use with --data-b, paired by file name")
+    data: str | None = opt(None, metavar="DIR",
+                           help="folder with train/ (and val/, test/) of side-by-side image pairs (the pix2pix "
+                                "layout); default: a local facades copy, else downloaded into --cache-dir")
+    data_a: str | None = opt(None, metavar="DIR",
+                             help="folder of A images (facades: photos); use with --data-b, paired by file name")
     data_b: str | None = opt(None, metavar="DIR", help="folder of B images (facades: label maps); use with --data-a")
-    direction: str = opt("BtoA", "BtoA: input is the right half / --data-b (facades: labels -> photo); AtoB the reverse",
-                         choices=("BtoA", "AtoB"), metavar="{BtoA,AtoB}")
+    direction: str = opt("BtoA", "BtoA: input is the right half / --data-b (facades: labels -> photo); AtoB the "
+                                 "reverse", choices=("BtoA", "AtoB"), metavar="{BtoA,AtoB}")
     snap_labels: bool = opt(True, "snap input images to the CMP facade palette, as the app does "
                                   "(turn off for data that is not facade label maps)")
     limit: int | None = opt(None, "use only the first N images (quick runs)")
     in_memory: str = opt("auto", "decode and resize the training set once and jitter it in memory (no loader "
                                  "workers, no per-step JPEG decoding); auto: when it takes under min(4 GiB, RAM/4)",
                          choices=("auto", "on", "off"), metavar="{auto,on,off}")
-    cache_dir: str = opt(os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "facade-pix2pix"),
-                         metavar="DIR", help="where the facades archive is downloaded and unpacked when there is no local copy")
+    cache_dir: str = opt(os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+                                      "facade-pix2pix"), metavar="DIR",
+                         help="where the facades archive is downloaded and unpacked when there is no local copy")
     # Model
     image_size: int = opt(256, "training crop size; must be a power of two (the U-Net has log2(size) levels)")
     load_size: int | None = opt(None, "resize before the random crop (default: image_size * 286 / 256)")
@@ -68,9 +71,10 @@ class TrainConfig:
     # Optimisation
     epochs: int = opt(100, "epochs at the initial learning rate")
     epochs_decay: int = opt(100, "further epochs with the learning rate decaying linearly to 0")
-    time_budget: str | None = opt(None, metavar="DURATION", help="fit the whole run (training, final evaluation, export) "
-                                        "into this wall time, e.g. 140m, 2h, 1h30m: the first epoch is timed, then "
-                                        "--epochs and --epochs-decay are chosen (half and half) to end on time")
+    time_budget: str | None = opt(None, metavar="DURATION",
+                                  help="fit the whole run (training, final evaluation, export) into this wall time, "
+                                       "e.g. 140m, 2h, 1h30m: the first epoch is timed, then --epochs and "
+                                       "--epochs-decay are chosen (half and half) to end on time")
     batch_size: int = opt(1, "images per step (per process under torchrun); exact per sample thanks to instance "
                              "norm. For B > 1 try --lr 2e-4*sqrt(B) (see README)")
     lr: float = opt(2e-4, "Adam learning rate for both networks (the discriminator's: see --lr-d)")
@@ -86,10 +90,11 @@ class TrainConfig:
     ema: float = opt(0.0, "decay of the exponential moving average of the generator's weights, which are then "
                           "the ones sampled, evaluated and exported (0: off, the paper; 0.999 averages about "
                           "the last 1000 steps)")
-    init_from: str | None = opt(None, metavar="WEIGHTS", help="start the generator from these weights (an export "
-                                      "folder, .safetensors, official .pth or Hub repo id; same --ngf and --nz) instead "
-                                      "of random ones: fine-tuning, or a second stage of a run whose folder is gone. "
-                                      "The discriminator and the optimisers start fresh; a resumed run ignores it")
+    init_from: str | None = opt(None, metavar="WEIGHTS",
+                                help="start the generator from these weights (an export folder, .safetensors, "
+                                     "official .pth or Hub repo id; same --ngf and --nz) instead of random ones: "
+                                     "fine-tuning, or a second stage of a run whose folder is gone. The discriminator "
+                                     "and the optimisers start fresh; a resumed run ignores it")
     d_warmup: int = opt(0, "steps at the start of the run in which only the discriminator trains (the generator and "
                            "its EMA stay still): with --init-from, a fresh discriminator first learns the trained "
                            "generator's faults before its gradients reach the generator")
@@ -105,7 +110,8 @@ class TrainConfig:
     num_workers: int = opt(min(4, os.cpu_count() or 1), "data loader worker processes when the data is streamed "
                                                         "(0: load in the main process)")
     # Run folder, logging, checkpoints
-    run_dir: str = opt("runs/facades", metavar="DIR", help="run folder: checkpoints, samples, metrics.jsonl, index.html, export/")
+    run_dir: str = opt("runs/facades", metavar="DIR",
+                       help="run folder: checkpoints, samples, metrics.jsonl, index.html, export/")
     resume: bool = opt(True, "continue from <run_dir>/checkpoints/latest.pt when it exists (--no-resume: start over)")
     save_every: int = opt(10, "write a checkpoint every N epochs (and latest.pt; also at the end and on Ctrl-C)")
     keep_checkpoints: int = opt(3, "numbered checkpoints to keep (0: all); latest.pt is always kept")
@@ -144,7 +150,8 @@ class TrainConfig:
         if self.image_size < 32 or self.image_size & (self.image_size - 1):
             raise SystemExit(f"--image-size must be a power of two >= 32, got {self.image_size}")
         if self.resolved_load_size < self.image_size:
-            raise SystemExit(f"--load-size ({self.resolved_load_size}) must be at least --image-size ({self.image_size})")
+            raise SystemExit(f"--load-size ({self.resolved_load_size}) must be at least --image-size "
+                             f"({self.image_size})")
         if (self.data_a is None) != (self.data_b is None):
             raise SystemExit("--data-a and --data-b go together")
         if self.data and self.data_a:
@@ -169,7 +176,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
         try:
-            self.budget_seconds
+            _ = self.budget_seconds
         except ValueError as e:
             raise SystemExit(f"--time-budget: {e}") from None
         return self

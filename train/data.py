@@ -55,7 +55,8 @@ def natural_key(path: Path):
 def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()), key=natural_key)
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+                  key=natural_key)
 
 
 def split_folder(root: Path, split: str) -> Path | None:
@@ -113,6 +114,39 @@ def check_pairs(pairs: list[Pair]) -> tuple[list[Pair], list[str]]:
     if not good:
         raise DataError(f"none of the {len(pairs)} images could be read")
     return good, skipped
+
+
+@dataclass
+class Splits:
+    """A run's image pairs, each split listed and checked once: the training pairs, the fixed pairs of the sample
+    grids (from val, else train) and the final evaluation's (from ``eval_split``: test, else val, else none)."""
+
+    desc: str  # where they came from
+    train: list[Pair]
+    skipped: list[str]  # the unreadable training files' messages
+    sample_split: str
+    samples: list[Pair]
+    eval_split: str | None
+    eval: list[Pair]  # empty when the run does not evaluate
+
+
+def load_splits(desc: str, folders: dict[str, tuple], limit: int | None = None, num_samples: int = 4,
+                eval_limit: int | None = None, evaluate: bool = True) -> Splits:
+    """List and check the splits a run reads. ``folders``: per split name, the arguments of ``find_pairs``
+    (train required, val and test optional). Only as many val/test files are checked as the samples and the
+    evaluation take (``num_samples``, ``eval_limit``); a bad layout stops here, before training."""
+    sample_split = "val" if "val" in folders else "train"
+    eval_split = "test" if "test" in folders else "val" if "val" in folders else None
+    wanted: dict[str, int | None] = {}  # how far val/test are read (as find_pairs' limit: 0 or None is all)
+    if sample_split == "val":
+        wanted["val"] = num_samples
+    if evaluate and eval_split:
+        wanted[eval_split] = eval_limit and max(eval_limit, wanted.get(eval_split) or 0)
+    train, skipped = check_pairs(find_pairs(*folders["train"], limit=limit))
+    checked = {"train": train, **{s: check_pairs(find_pairs(*folders[s], limit=n))[0] for s, n in wanted.items()}}
+    first = lambda pairs, n: pairs[:n] if n else pairs  # noqa: E731  (find_pairs' meaning of a limit)
+    return Splits(desc, train, skipped, sample_split, first(checked[sample_split], num_samples), eval_split,
+                  first(checked[eval_split], eval_limit) if evaluate and eval_split else [])
 
 
 def seed_for(seed: int, epoch: int, index: int) -> int:

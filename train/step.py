@@ -1,7 +1,9 @@
-"""One pix2pix training step, its objective, the generator's EMA, the optimisers, the learning-rate schedule,
-and the choice of precision.
+"""One pix2pix training step and what it runs on (``Networks``: the networks, optimisers, EMA, objective and
+precision, built by ``make_networks``), the objective, the generator's EMA, the optimisers, the learning-rate
+schedule, and the choice of precision.
 
-Kept apart from the loop so that ``train.benchmark`` times exactly the step that ``python -m train`` runs.
+Kept apart from the loop so that ``train.benchmark`` times exactly the step that ``python -m train`` runs, on
+networks built and wrapped the same way.
 """
 
 from __future__ import annotations
@@ -97,10 +99,87 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "module", model)
 
 
+# ----------------------------------------------------------------------------------------------- networks
+@dataclass
+class Networks:
+    """All that a training step touches: the two networks, their optimisers, the generator's EMA, the objective
+    and the precision (``autocast``). A checkpoint saves and restores the same object.
+
+    ``G_train``/``D_train`` are the networks as the step calls them (``wrap``: DDP and torch.compile around
+    them; the plain networks when not wrapped), ``D_for_g`` the discriminator of the generator's step, which
+    runs without DDP since its parameters are frozen then. ``channels_last``: batches and networks in that
+    memory format (CUDA).
+    """
+
+    G: UnetGenerator
+    D: PatchDiscriminator
+    opt_g: torch.optim.Adam
+    opt_d: torch.optim.Adam
+    objective: Objective
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    ema: AveragedModel | None = None
+    channels_last: bool = False
+    G_train: torch.nn.Module | None = None
+    D_train: torch.nn.Module | None = None
+    D_for_g: torch.nn.Module | None = None
+
+    def __post_init__(self):
+        self.G_train = self.G if self.G_train is None else self.G_train
+        self.D_train = self.D if self.D_train is None else self.D_train
+        self.D_for_g = self.D_train if self.D_for_g is None else self.D_for_g
+
+    @property
+    def G_eval(self) -> torch.nn.Module:
+        """The generator that is sampled, evaluated and exported: the EMA's when there is one."""
+        return self.ema.module if self.ema is not None else self.G
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.G.parameters()).device
+
+    def wrap(self, ddp: Callable[[torch.nn.Module], torch.nn.Module] | None = None, compile: bool = False) -> None:
+        """Put ``ddp`` (data-parallel, when given) and torch.compile (when ``compile``) around the networks the
+        step calls. The generator's step calls the discriminator without DDP (compiled on its own then)."""
+        G_train, D_train = (ddp(self.G), ddp(self.D)) if ddp else (self.G, self.D)
+        D_for_g = self.D
+        if compile:
+            G_train, D_train = torch.compile(G_train), torch.compile(D_train)
+            D_for_g = torch.compile(self.D) if ddp else D_train
+        self.G_train, self.D_train, self.D_for_g = G_train, D_train, D_for_g
+
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch on the networks' device, in their memory format."""
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def train(self) -> None:
+        self.G_train.train()
+        self.D_train.train()
+
+    def set_lr(self, lr_g: float, lr_d: float) -> None:
+        set_lr(self.opt_g, lr_g)
+        set_lr(self.opt_d, lr_d)
+
+
+def make_networks(cfg: TrainConfig, device: torch.device, precision: str = "fp32", seed: int = 0) -> Networks:
+    """The run's networks, optimisers and EMA, initialised from ``seed`` (the generator first, then the
+    discriminator: the same weights on every rank and every run of a seed). On CUDA: channels_last and fused
+    Adam as ``cfg`` asks."""
+    is_cuda = device.type == "cuda"
+    channels_last = cfg.channels_last and is_cuda
+    torch.manual_seed(seed)
+    G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs, nz=cfg.nz).to(device)
+    D = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d).to(device)
+    if channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    opt_g, opt_d = make_optimizers(cfg, G, D, fused=cfg.fused_adam and is_cuda)
+    ema = make_ema(G, cfg.ema) if cfg.ema else None
+    return Networks(G, D, opt_g, opt_d, Objective.of(cfg), make_autocast(precision, device.type), ema, channels_last)
+
+
 # ----------------------------------------------------------------------------------------------- step
-def train_step(G, D, D_for_g, opt_g, opt_d, x: torch.Tensor, y: torch.Tensor, objective: Objective,
-               autocast=contextlib.nullcontext, ema: AveragedModel | None = None, train_g: bool = True) -> torch.Tensor:
-    """One pix2pix step. Returns (g_gan, g_l1, g_ms, d_real, d_fake) as a detached tensor.
+def train_step(nets: Networks, x: torch.Tensor, y: torch.Tensor, train_g: bool = True) -> torch.Tensor:
+    """One pix2pix step on ``nets``. Returns (g_gan, g_l1, g_ms, d_real, d_fake) as a detached tensor.
 
     ``train_g=False`` updates the discriminator alone (``--d-warmup``): the generator's losses are still
     measured, but nothing of it (nor its EMA) moves.
@@ -109,6 +188,8 @@ def train_step(G, D, D_for_g, opt_g, opt_d, x: torch.Tensor, y: torch.Tensor, ob
     generator's step calls it without DDP (``D_for_g``) with its parameters frozen. The latent codes (when
     the generator has them) and dropout come from the global RNG, whose state is checkpointed.
     """
+    G, D, D_for_g, opt_g, opt_d = nets.G_train, nets.D_train, nets.D_for_g, nets.opt_g, nets.opt_d
+    objective, autocast, ema = nets.objective, nets.autocast, nets.ema
     z = None
     if objective.copies == 2:
         x, y = torch.cat([x, x]), torch.cat([y, y])
@@ -187,7 +268,7 @@ def time_precisions(cfg: TrainConfig, device: torch.device, rounds: int = 2) -> 
         for i in range(rounds + 1):
             for p, (g, d) in nets.items():
                 start = time.perf_counter()
-                train_step(g, d, d, *opts[p], x, y, objective, make_autocast(p, device.type))
+                train_step(Networks(g, d, *opts[p], objective, make_autocast(p, device.type)), x, y)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 if i:  # the first round builds the kernels
