@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 
 from pix2pix import PatchDiscriminator, UnetGenerator
+from pix2pix.speed import TRAINING_BF16_MIN_SPEEDUP, best_of, cpu_has_bf16, pick, timed_once
 
 from .config import TrainConfig
 
@@ -234,10 +234,6 @@ def train_step(nets: Networks, x: torch.Tensor, y: torch.Tensor, train_g: bool =
 
 
 # ----------------------------------------------------------------------------------------------- precision
-#: bf16 replaces fp32 for training on the CPU only when a step is at least this much faster here.
-BF16_MIN_SPEEDUP = 1.1
-
-
 def make_autocast(precision: str, device_type: str) -> Callable[[], contextlib.AbstractContextManager]:
     """bf16 autocast (the losses stay fp32), or a no-op for fp32."""
     if precision == "bf16":
@@ -248,37 +244,38 @@ def make_autocast(precision: str, device_type: str) -> Callable[[], contextlib.A
 def time_precisions(cfg: TrainConfig, device: torch.device, rounds: int = 2) -> dict[str, float]:
     """Seconds per training step in fp32 and bf16 here, on copies of the run's networks and synthetic data.
 
-    bf16 halves the cost of a step on CPUs whose vector units multiply it natively (AMD Zen 4: 1.5-1.6x
-    faster) and is slower than fp32 on others that merely support it (an Intel CPU without AMX: 0.7x), so
-    the choice is timed, not read from CPU flags: eager, one warm-up step then ``rounds`` interleaved steps
-    each, best of each, a few seconds in all. The global RNG is left as it was.
+    The rule that reads these, and why it is timed rather than read from the CPU's flags, is
+    ``pix2pix.speed``'s; this builds its candidates: eager steps, one warm-up then ``rounds`` interleaved,
+    best of each, once per process for the run's shapes. The global RNG is left as it was.
     """
-    if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if device.type == "cpu" and not cpu_has_bf16():
         return {"fp32": 1.0, "bf16": float("inf")}
+    key = ("training", cfg.ngf, cfg.num_downs, cfg.nz, cfg.ndf, cfg.n_layers_d, cfg.batch_size, cfg.image_size,
+           Objective.of(cfg).copies, str(device), torch.get_num_threads(), rounds)
+    return timed_once(key, lambda: _time_steps(cfg, device, rounds))
+
+
+def _time_steps(cfg: TrainConfig, device: torch.device, rounds: int) -> dict[str, float]:
     objective = Objective.of(cfg)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
         G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs, nz=cfg.nz).to(device)
         D = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d).to(device)
-        nets = {p: (copy.deepcopy(G), copy.deepcopy(D)) for p in ("fp32", "bf16")}
-        opts = {p: make_optimizers(cfg, *nets[p]) for p in nets}
         x = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size, device=device) * 2 - 1
         y = torch.rand_like(x) * 2 - 1
-        best = {p: float("inf") for p in nets}
-        for i in range(rounds + 1):
-            for p, (g, d) in nets.items():
-                start = time.perf_counter()
-                train_step(Networks(g, d, *opts[p], objective, make_autocast(p, device.type)), x, y)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                if i:  # the first round builds the kernels
-                    best[p] = min(best[p], time.perf_counter() - start)
-    return best
+        runs = {}
+        for p in ("fp32", "bf16"):
+            g, d = copy.deepcopy(G), copy.deepcopy(D)
+            nets = Networks(g, d, *make_optimizers(cfg, g, d), objective, make_autocast(p, device.type))
+            runs[p] = lambda nets=nets: train_step(nets, x, y)
+        sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+        return best_of(runs, rounds, sync)
 
 
 def choose_precision(cfg: TrainConfig, device: torch.device) -> tuple[str, str]:
     """(precision, why): ``cfg.precision`` unless it is "auto", which is bf16 on CUDA, fp32 on other
-    accelerators, and on the CPU whichever ``time_precisions`` measures faster."""
+    accelerators, and on the CPU what ``pix2pix.speed.pick`` makes of ``time_precisions`` (bf16 only when
+    at least ``TRAINING_BF16_MIN_SPEEDUP`` times as fast)."""
     if cfg.precision != "auto":
         return cfg.precision, "as asked"
     if device.type == "cuda":
@@ -286,8 +283,7 @@ def choose_precision(cfg: TrainConfig, device: torch.device) -> tuple[str, str]:
     if device.type != "cpu":
         return "fp32", f"auto: {device.type}"
     seconds = time_precisions(cfg, device)
-    speedup = seconds["fp32"] / seconds["bf16"]
-    if speedup == 0:
+    if seconds["bf16"] == float("inf"):
         return "fp32", "auto: this CPU has no bf16 kernels"
-    choice = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
-    return choice, f"auto: a step in bf16 timed {speedup:.2f}x as fast as in fp32 here"
+    choice, _ = pick({(p, False): t for p, t in seconds.items()}, TRAINING_BF16_MIN_SPEEDUP)
+    return choice, f"auto: a step in bf16 timed {seconds['fp32'] / seconds['bf16']:.2f}x as fast as in fp32 here"
