@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from pix2pix import Pix2Pix, WeightsNotFoundError
-from pix2pix.fast import PRECISION_HELP, PRECISIONS
+from pix2pix.speed import PRECISION_HELP, PRECISIONS
 from webapp import analytics_enabled as _analytics_enabled
 from webapp.cache import CACHE_MAX_AGE_MINUTES, clean_cache, delete_cache, start_cache_cleaner
 from webapp.handlers import DEFAULT_MAX_BATCH_SIZE, NUM_VARIATIONS, VARIATIONS_LABEL, FacadeApp
@@ -80,8 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, quiet=True,
                 prevent_thread_lock=True, **LAUNCH_KWARGS)
     start_cache_cleaner(demo, args.cache_max_age)  # Gradio's own schedule dies under traffic: webapp/cache.py
-    print(f"facade-pix2pix on {demo.local_url} (model on {model.device}, {model.precision}, {threads} torch "
-          f"thread{'s' if threads > 1 else ''}; Ctrl+C to stop)", flush=True)
+    layout = " + GEMM layers" if model.plan.fast_path else ""
+    print(f"facade-pix2pix on {demo.local_url} (model on {model.device}, {model.precision}{layout}: {model.plan.why}; "
+          f"{threads} torch thread{'s' if threads > 1 else ''}; Ctrl+C to stop)", flush=True)
     if demo.share_url:
         print(f"public link: {demo.share_url}", flush=True)
     elif args.host in ("127.0.0.1", "localhost", "::1"):

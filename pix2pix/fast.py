@@ -23,11 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import UnetGenerator
-from .speed import (  # noqa: F401
+from .speed import (
     DTYPES,
     INFERENCE_BF16_MIN_SPEEDUP,
-    PRECISION_HELP,
-    PRECISIONS,
     Variant,
     best_of,
     check_precision,
