@@ -73,8 +73,9 @@ class TrainConfig:
     epochs_decay: int = opt(100, "further epochs with the learning rate decaying linearly to 0")
     time_budget: str | None = opt(None, metavar="DURATION",
                                   help="fit the whole run (training, final evaluation, export) into this wall time, "
-                                       "e.g. 140m, 2h, 1h30m: the first epoch is timed, then --epochs and "
-                                       "--epochs-decay are chosen (half and half) to end on time")
+                                       "e.g. 140m, 2h, 1h30m: the first steps are timed, then --epochs and "
+                                       "--epochs-decay are chosen (half and half; counted in steps when fewer than "
+                                       "two epochs fit) to end on time with the learning rate decayed")
     batch_size: int = opt(1, "images per step (per process under torchrun); exact per sample thanks to instance "
                              "norm. For B > 1 try --lr 2e-4*sqrt(B) (see README)")
     lr: float = opt(2e-4, "Adam learning rate for both networks (the discriminator's: see --lr-d)")

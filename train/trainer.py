@@ -28,7 +28,7 @@ from pix2pix import UnetGenerator, load_generator
 from pix2pix.device import keep_freed_memory
 
 from . import distributed
-from .budget import BudgetPlanner
+from .budget import BudgetPlanner, time_evaluation
 from .checkpoint import PLAN_FIELDS, RunState, find_resumable, make_state, restore, rng_state, save_checkpoint
 from .config import TrainConfig, parse_args
 from .data import DataError, EpochSampler, PairedDataset, Splits, load_splits, make_batches, split_folder
@@ -79,9 +79,10 @@ class Run:
         return MetricsLog(self.run_dir / "metrics.jsonl")
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Train ``cfg`` to the end of its plan (or continue its run folder's run); returns the run folder."""
-    started = time.monotonic()
+def train(cfg: TrainConfig, started: float | None = None) -> Path:
+    """Train ``cfg`` to the end of its plan (or continue its run folder's run); returns the run folder.
+    ``started``: the ``time.monotonic()`` at which this process began (``python -m train``), else now."""
+    started = time.monotonic() if started is None else started
     ctx = distributed.setup(cfg.device)
     if ctx.device.type == "cpu":
         keep_freed_memory()
@@ -216,11 +217,18 @@ def plan_budget(run: Run) -> None:
         return
     if not state.planned:  # provisional until enough steps have been timed: constant rate
         state.epochs, state.epochs_decay = state.epoch + 1, 0
-    run.planner = BudgetPlanner(budget, run.steps_per_epoch, len(run.data.eval), run.cfg.batch_size,
-                                elapsed=run.elapsed())
+    images = len(run.data.eval)
+    evaluation = None
+    if images and not state.frozen and run.dist.master:  # rank 0 plans (and evaluates)
+        evaluation = time_evaluation(run.nets.G_eval, eval_dataset(run), run.dist.device)
+    run.planner = BudgetPlanner(budget, run.steps_per_epoch, images, run.cfg.batch_size, elapsed=run.elapsed(),
+                                evaluation=evaluation)
     run.say(f"time budget {budget / 60:.1f} min ({run.elapsed_before / 60:.1f} used by earlier processes): "
             + ("the plan is kept from the checkpoint" if state.frozen else
                "the first epoch is timed, then the plan is made"))
+    if evaluation:
+        run.say(f"the final evaluation ({images} {run.data.eval_split} images) is timed at about "
+                f"{evaluation.seconds(images):.0f} s here: kept free of the budget")
 
 
 # ----------------------------------------------------------------------------------------------- loop
@@ -266,13 +274,18 @@ def loop(run: Run) -> bool:
 
 
 def budget_step(run: Run, progress: Progress, seconds: float) -> None:
-    """Time a step for the budget; make the first plan as soon as enough steps have been timed (one process:
-    under DDP the plan is made at the epoch's end, for every rank)."""
+    """Time a step for the budget; plan inside the epoch when the planner says so (the first plan, and a plan in
+    steps while its rate is constant)."""
     if run.planner is None:
         return
     run.planner.step_done(seconds)
-    if not run.state.planned and run.planner.ready() and run.dist.world == 1 and run.planner.plan(run.state):
-        run.say(run.planner.describe(run.state))
+    state = run.state
+    if run.planner.due(state):  # the same step on every rank
+        first, was_frozen = not state.planned, state.frozen
+        run.planner.plan(state)
+        share_plan(run)
+        if first or state.frozen and not was_frozen:  # the plan, and where its decay begins (not every update)
+            run.say(run.planner.describe(state))
         progress.replanned()
 
 
@@ -421,8 +434,7 @@ def finish(run: Run) -> None:
     if data.eval:
         from .evaluate import evaluate_generator
 
-        ds = PairedDataset(data.eval, cfg.image_size, cfg.image_size, cfg.direction, cfg.snap_labels)
-        result = evaluate_generator(G, ds, device=run.dist.device, progress=cfg.progress)
+        result = evaluate_generator(G, eval_dataset(run), device=run.dist.device, progress=cfg.progress)
     write_model_card(export_dir, cfg.to_dict(), summary(run, result))
     plan = (f"{state.steps} constant-lr + {state.steps_decay} decay steps" if state.in_steps else
             f"{state.epochs} constant-lr + {state.epochs_decay} decay")
@@ -445,6 +457,12 @@ def finish(run: Run) -> None:
 
         url = push_to_hub(export_dir, cfg.push_to_hub, private=cfg.private)
         print(f"pushed {export_dir} to {url}")
+
+
+def eval_dataset(run: Run) -> PairedDataset:
+    """The final evaluation's images: plain resize, no jitter."""
+    cfg = run.cfg
+    return PairedDataset(run.data.eval, cfg.image_size, cfg.image_size, cfg.direction, cfg.snap_labels)
 
 
 def export(run: Run) -> tuple[Path, UnetGenerator]:
@@ -474,5 +492,5 @@ def summary(run: Run, result: dict | None) -> dict:
             "last": epochs[-1] if epochs else {}}
 
 
-def main(argv: list[str] | None = None) -> None:
-    train(parse_args(argv))
+def main(argv: list[str] | None = None, started: float | None = None) -> None:
+    train(parse_args(argv), started)
