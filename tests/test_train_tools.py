@@ -242,6 +242,19 @@ def test_model_card_gives_fid_as_mean_and_spread_over_seed_sets_and_the_step_exa
     assert "seeds 0..105" in card
 
 
+def test_a_run_planned_in_steps_says_so_and_claims_no_step_exact_command(tmp_path):
+    from train.config import parse_args
+    from train.report import write_model_card
+
+    cfg = parse_args(["--recipe", "cpu", "--time-budget", "3m"]).to_dict()
+    summary = {**_card_summary(None), "steps_constant": 21, "steps_decay": 21, "steps": 42}
+    write_model_card(tmp_path, cfg, summary)
+    card = (tmp_path / "README.md").read_text()
+    assert "| schedule | 21 steps at constant lr + 21 of linear decay |" in card
+    assert "| step-exact command | none: this run was planned in steps (21 constant + 21 decaying)" in card
+    assert "--epochs-decay 85`" not in card
+
+
 def test_the_step_exact_command_names_every_option_that_changed_the_weights():
     from train.config import parse_args
     from train.report import reproduce_command

@@ -22,7 +22,7 @@ def opt(default, help: str, **kwargs):
 RECIPES: dict[str, dict] = {
     # The authors' exact setting: U-Net ngf 64 (54.4M parameters), batch 1, 100 + 100 epochs. For a GPU.
     "paper": {},
-    # For two CPU cores, chosen by the ablations in the README (val FID and seed diversity at equal time):
+    # For two CPU cores, chosen by the ablations in docs/results.md (val FID and seed diversity at equal time):
     # ngf/ndf 32 (a 13.8M-parameter generator, about 4x fewer FLOPs per image), bf16 where timed faster,
     # compiled, data in memory; an 8-number latent code with the mode-seeking term and L1 at 10 (seeds that
     # differ visibly, and a lower FID), batch 2 maps x 2 codes with the lr scaled by sqrt(4), and an EMA.
@@ -77,7 +77,7 @@ class TrainConfig:
                                        "--epochs-decay are chosen (half and half; counted in steps when fewer than "
                                        "two epochs fit) to end on time with the learning rate decayed")
     batch_size: int = opt(1, "images per step (per process under torchrun); exact per sample thanks to instance "
-                             "norm. For B > 1 try --lr 2e-4*sqrt(B) (see README)")
+                             "norm. For B > 1 try --lr 2e-4*sqrt(B) (see docs/training.md)")
     lr: float = opt(2e-4, "Adam learning rate for both networks (the discriminator's: see --lr-d)")
     lr_d: float | None = opt(None, "Adam learning rate of the discriminator (default: --lr). A higher one than the "
                                    "generator's (TTUR) lets a fresh discriminator keep up with a trained generator "

@@ -156,6 +156,13 @@ def reproduce_command(config: dict, summary: dict) -> str:
     return " ".join(parts)
 
 
+def schedule_text(config: dict, summary: dict) -> str:
+    if summary.get("steps_constant") is not None:
+        return f"{summary['steps_constant']} steps at constant lr + {summary['steps_decay']} of linear decay"
+    return (f"{summary.get('epochs_constant', config['epochs'])} epochs at constant lr + "
+            f"{summary.get('epochs_decay', config['epochs_decay'])} of linear decay (per step)")
+
+
 def evaluation_text(metrics: dict | None, split: str | None) -> str:
     """The card's evaluation section: FID and KID as the mean +- sample std over the seed sets and per set."""
     if not metrics:
@@ -202,6 +209,10 @@ def recipe_rows(c: dict, summary: dict) -> list[tuple[str, str]]:
     exact = (f"`{reproduce_command(c, summary)}`: the same {summary['steps']} steps on any machine"
              + (" (the time budget fits the epochs to the machine it runs on: another CPU, another model)"
                 if budget else ""))
+    if summary.get("steps_constant") is not None:  # a budget too short for whole epochs was planned in steps
+        exact = (f"none: this run was planned in steps ({summary['steps_constant']} constant + "
+                 f"{summary['steps_decay']} decaying) to fit its short budget, which no option fixes; a run of whole "
+                 "epochs (`--epochs`, `--epochs-decay`) repeats step for step")
     return [
         ("generator", f"U-Net {size}x{size} ({size.bit_length() - 1} down-samplings), ngf {c['ngf']}, instance norm, "
                       f"dropout 0.5{code}"),
@@ -212,8 +223,7 @@ def recipe_rows(c: dict, summary: dict) -> list[tuple[str, str]]:
         ("optimiser", f"Adam lr {c['lr']:g}{lr_d}, betas ({c['beta1']:g}, {c['beta2']:g})"),
         ("recipe", f"`--recipe {c.get('recipe', 'paper')}`{budget}"),
         ("step-exact command", exact),
-        ("schedule", f"{summary.get('epochs_constant', c['epochs'])} epochs at constant lr + "
-                     f"{summary.get('epochs_decay', c['epochs_decay'])} of linear decay (per step)"),
+        ("schedule", schedule_text(c, summary)),
         ("batch size", f"{c['batch_size']} x {summary.get('world_size', 1)} process(es)"),
         ("jitter", f"resize to {summary['load_size']}, random {size} crop, "
                    f"{'random flip' if c['flip'] else 'no flip'}"),
