@@ -182,13 +182,15 @@ def test_planner_plans_in_steps_when_fewer_than_two_epochs_fit():
     assert clock.t - 1000 + planner.end_seconds() <= 100
 
 
-def test_planner_plans_in_steps_when_not_even_one_epoch_fits():
-    """The case of a slow CPU: a 3-minute budget, 100 steps an epoch at 0.8 s each after a 60 s compile, and an
-    evaluation measured at 40 s."""
+def _slow_cpu_planner() -> tuple[FakeClock, BudgetPlanner]:
+    """A 3-minute budget, 100 steps an epoch, an evaluation measured at 40 s (a slow CPU)."""
     clock = FakeClock()
-    planner = BudgetPlanner(180, steps_per_epoch=100, eval_images=106, batch_size=2, elapsed=10, clock=clock,
-                            evaluation=EvalCost(per_image=0.3, fixed=8.2))
-    assert planner.end_seconds() == pytest.approx(0.3 * 106 + 8.2 + 9)  # + 5% of the budget for the export
+    return clock, BudgetPlanner(180, steps_per_epoch=100, eval_images=106, batch_size=2, elapsed=10, clock=clock,
+                                evaluation=EvalCost(per_image=0.3, fixed=8.2))
+
+
+def _first_steps(planner: BudgetPlanner, clock: FakeClock) -> RunState:
+    """13 steps at 0.8 s each after a 60 s compile, timed by the planner."""
     run = RunState(epochs=1, epochs_decay=0)
     for i in range(13):
         seconds = 60.8 if i == 0 else 0.8
@@ -196,6 +198,15 @@ def test_planner_plans_in_steps_when_not_even_one_epoch_fits():
         planner.step_done(seconds)
         run.step_in_epoch += 1
         run.global_step += 1
+    return run
+
+
+def test_planner_plans_in_steps_when_not_even_one_epoch_fits():
+    """The case of a slow CPU: a 3-minute budget, 100 steps an epoch at 0.8 s each after a 60 s compile, and an
+    evaluation measured at 40 s."""
+    clock, planner = _slow_cpu_planner()
+    assert planner.end_seconds() == pytest.approx(0.3 * 106 + 8.2 + 9)  # + 5% of the budget for the export
+    run = _first_steps(planner, clock)
     assert planner.plan(run) and run.in_steps and run.steps + run.steps_decay < 100
     factors = _steps_to_the_end(planner, clock, run, 0.8)
     assert run.epoch == 1 and run.global_step == run.steps + run.steps_decay  # ended inside the first epoch
@@ -206,16 +217,8 @@ def test_planner_plans_in_steps_when_not_even_one_epoch_fits():
 def test_a_plan_in_steps_follows_a_machine_that_slows_down():
     """The same slow CPU, twice as slow from step 20 on (other work beside the run): the plan in steps is redone
     every few steps while its rate is constant, so the run still ends within its budget."""
-    clock = FakeClock()
-    planner = BudgetPlanner(180, steps_per_epoch=100, eval_images=106, batch_size=2, elapsed=10, clock=clock,
-                            evaluation=EvalCost(per_image=0.3, fixed=8.2))
-    run = RunState(epochs=1, epochs_decay=0)
-    for i in range(13):
-        seconds = 60.8 if i == 0 else 0.8
-        clock.t += seconds
-        planner.step_done(seconds)
-        run.step_in_epoch += 1
-        run.global_step += 1
+    clock, planner = _slow_cpu_planner()
+    run = _first_steps(planner, clock)
     planner.plan(run)
     first = run.steps + run.steps_decay
     factors = _steps_to_the_end(planner, clock, run, lambda step: 0.8 if step < 20 else 1.6)
