@@ -80,8 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, quiet=True,
                 prevent_thread_lock=True, **LAUNCH_KWARGS)
     start_cache_cleaner(demo, args.cache_max_age)  # Gradio's own schedule dies under traffic: webapp/cache.py
-    layout = " + GEMM layers" if model.plan.fast_path else ""
-    print(f"facade-pix2pix on {demo.local_url} (model on {model.device}, {model.precision}{layout}: {model.plan.why}; "
+    print(f"facade-pix2pix on {demo.local_url} (model on {model.device}, {model.plan.name}: {model.plan.why}; "
           f"{threads} torch thread{'s' if threads > 1 else ''}; Ctrl+C to stop)", flush=True)
     if demo.share_url:
         print(f"public link: {demo.share_url}", flush=True)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import torch
 
 from .device import resolve_device
+from .export import onnxruntime_available
 from .models import UnetGenerator
 from .predictor import Pix2Pix
 
@@ -46,6 +47,8 @@ def _variants(model: UnetGenerator, device: torch.device, compile: bool) -> dict
     variants = {"baseline (fp32, eager, NCHW)": baseline}
     for precision in precisions:
         variants[f"fast, {precision}"] = Pix2Pix(model, device, precision=precision, fast_path=True).forward
+    if device.type == "cpu" and onnxruntime_available():
+        variants["onnxruntime, fp32 (fp16-stored weights)"] = Pix2Pix(model, device, runtime="onnxruntime").forward
     if compile:
         for precision in precisions:
             variants[f"fast + compile, {precision}"] = Pix2Pix(model, device, True, precision, fast_path=True).forward
@@ -123,7 +126,7 @@ def end_to_end(model: UnetGenerator, name: str, rounds: int = 20, device: str | 
 
 
 def _plan_name(model: Pix2Pix) -> str:
-    return f"{model.precision}{' + GEMM layers' if model.plan.fast_path else ''}"
+    return model.plan.name
 
 
 def best_rounds(runs: dict[str, Callable], rounds: int) -> dict[str, float]:

@@ -9,8 +9,9 @@ output layer, where oneDNN is slow with 3 output channels, takes the GEMM too. T
 convolutions get the same treatment (``unfold`` + GEMM). Outputs
 match ``nn.ConvTranspose2d`` to float rounding; ``python -m pix2pix.bench`` measures the difference.
 
-Whether the fast path and bf16 are worth it on the CPU at hand is timed, by the rule of ``pix2pix.speed``:
-``plan_inference`` builds the candidates (the plain fp32 network among them) and applies it.
+Whether the fast path, bf16 or ONNX Runtime (``pix2pix.export``) is worth it on the CPU at hand is timed, by the
+rule of ``pix2pix.speed``: ``plan_inference`` builds the candidates (the plain fp32 network among them) and
+applies it; ``inference_network`` builds what the plan chose.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .export import OnnxGenerator, onnx_file, onnxruntime_available
 from .models import UnetGenerator
 from .speed import (
     DTYPES,
@@ -34,6 +36,10 @@ from .speed import (
     pick,
     timed_once,
 )
+from .speed import name as variant_name
+
+#: Who runs a CPU model: "auto" (timed), "torch" (never ONNX Runtime) or "onnxruntime".
+RUNTIMES = ("auto", "torch", "onnxruntime")
 
 #: A layer takes the GEMM path when each sample has at most this many pixels (the input's for a
 #: transposed convolution, the output's for a convolution): 8x8 and smaller, measured. Per sample, not per
@@ -105,41 +111,77 @@ def optimize_for_inference(generator: UnetGenerator, device: torch.device | str 
 
 @dataclass(frozen=True)
 class InferencePlan:
-    """How a ``Pix2Pix`` runs its generator: the precision, whether the fast path, and why (for the logs)."""
+    """How a ``Pix2Pix`` runs its generator: the precision, the layout (``pix2pix.speed.LAYOUTS``: the plain
+    network, its GEMM fast path, or ONNX Runtime), and why (for the logs)."""
 
     precision: str
-    fast_path: bool
+    layout: str
     why: str
+
+    @property
+    def fast_path(self) -> bool:
+        return self.layout == "gemm"
+
+    @property
+    def name(self) -> str:
+        """The choice in the start-up line's words, e.g. ``bf16 + GEMM layers`` or ``fp32 on onnxruntime``."""
+        return variant_name((self.precision, self.layout))
+
+
+def inference_network(generator: UnetGenerator, device: torch.device | str, plan: InferencePlan):
+    """What runs the forwards for ``plan``: a torch module (``optimize_for_inference``) or, for the
+    "onnxruntime" layout, an ``OnnxGenerator`` over the generator's cached ONNX file; both are called as
+    ``net(x, masks=, z=)``."""
+    if plan.layout == "onnxruntime":
+        return OnnxGenerator(generator, onnx_file(generator))
+    return optimize_for_inference(generator, device, plan.precision, plan.fast_path)
 
 
 def plan_inference(generator: UnetGenerator, device: torch.device, precision: str = "auto",
-                   fast_path: bool | None = None) -> InferencePlan:
+                   fast_path: bool | None = None, runtime: str = "auto") -> InferencePlan:
     """The precision and layout to serve ``generator`` with on ``device``; ``ValueError`` for a precision
-    that cannot run there.
+    or runtime that cannot run there.
 
     On the CPU the candidates are the plain fp32 network (the authors' forward, the baseline), the fast path
-    in fp32 and, where oneDNN has bf16 kernels, the fast path in bf16 (always with the GEMM layers, whose
-    per-sample rule keeps a seed's facade the same alone or batched); ``pix2pix.speed.pick`` chooses among
-    those ``precision`` (and ``fast_path``, when given) allow. CUDA: fp16 autocast for "auto", nothing timed;
-    Apple's MPS: fp32.
+    in fp32, ONNX Runtime (fp32; where ``onnxruntime`` is installed and ``runtime`` allows it) and, where oneDNN
+    has bf16 kernels, the fast path in bf16 (always with the GEMM layers, whose per-sample rule keeps a seed's
+    facade the same alone or batched); ``pix2pix.speed.pick`` chooses among those ``precision``, ``fast_path``
+    (when given) and ``runtime`` ("auto", "torch" or "onnxruntime") allow. CUDA: fp16 autocast for "auto",
+    nothing timed; Apple's MPS: fp32.
     """
     check_precision(precision, device)
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+    if runtime == "onnxruntime":
+        if device.type != "cpu" or precision not in ("auto", "fp32") or not onnxruntime_available():
+            raise ValueError("runtime onnxruntime runs fp32 on the CPU and needs the onnx and onnxruntime "
+                             "packages (pip install onnx onnxruntime)")
+        return InferencePlan("fp32", "onnxruntime", "as asked")
     if device.type != "cpu":
         chosen = ("fp16" if device.type == "cuda" else "fp32") if precision == "auto" else precision
-        return InferencePlan(chosen, False, "auto" if precision == "auto" else "as asked")
-    variants: list[Variant] = []
-    if precision in ("auto", "fp32"):
-        variants += [("fp32", False), ("fp32", True)]
-    if precision == "bf16" or (precision == "auto" and cpu_has_bf16()):
-        variants.append(("bf16", True))
-    if fast_path is not None:  # as asked (the benchmark times each layout on its own)
-        variants = [(p, fast_path) for p in dict.fromkeys(p for p, _ in variants)]
+        return InferencePlan(chosen, "plain", "auto" if precision == "auto" else "as asked")
+    variants = _candidates(precision, fast_path, runtime)
     if len(variants) == 1:
         return InferencePlan(*variants[0], "as asked")
     seconds = time_inference(generator, variants)
-    chosen, fast = pick(seconds, INFERENCE_BF16_MIN_SPEEDUP)
-    why = describe(seconds, (chosen, fast))
-    return InferencePlan(chosen, fast, why if precision == "auto" else f"as asked; {why.removeprefix('auto: ')}")
+    chosen = pick(seconds, INFERENCE_BF16_MIN_SPEEDUP)
+    why = describe(seconds, chosen)
+    return InferencePlan(*chosen, why if precision == "auto" else f"as asked; {why.removeprefix('auto: ')}")
+
+
+def _candidates(precision: str, fast_path: bool | None, runtime: str) -> list[Variant]:
+    """The CPU variants ``plan_inference`` times for these options."""
+    variants: list[Variant] = []
+    if precision in ("auto", "fp32"):
+        variants += [("fp32", "plain"), ("fp32", "gemm")]
+        if fast_path is None and runtime == "auto" and onnxruntime_available():
+            variants.append(("fp32", "onnxruntime"))
+    if precision == "bf16" or (precision == "auto" and cpu_has_bf16()):
+        variants.append(("bf16", "gemm"))
+    if fast_path is not None:  # as asked (the benchmark times each layout on its own)
+        layout = "gemm" if fast_path else "plain"
+        variants = [(p, layout) for p in dict.fromkeys(p for p, _ in variants)]
+    return variants
 
 
 def time_inference(generator: UnetGenerator, variants: list[Variant], rounds: int = 3) -> dict[Variant, float]:
@@ -153,7 +195,7 @@ def time_inference(generator: UnetGenerator, variants: list[Variant], rounds: in
         masks, z = generator.sample_noise([0], size)
         runs = {}
         for variant in variants:
-            net = optimize_for_inference(generator, "cpu", *variant)
+            net = inference_network(generator, "cpu", InferencePlan(*variant, "timing"))
             x = torch.zeros(1, generator.in_channels, size, size, dtype=DTYPES[variant[0]])
             runs[variant] = lambda net=net, x=x: net(x, masks=masks, z=z)
         with torch.inference_mode():

@@ -17,7 +17,7 @@ from PIL import Image
 
 from .assets import BUNDLED_WEIGHTS
 from .device import resolve_device
-from .fast import optimize_for_inference, plan_inference
+from .fast import inference_network, plan_inference
 from .images import ImageLike, label_to_tensor, tensor_to_image
 from .models import CONFIG_NAME, WEIGHTS_NAME, UnetGenerator
 from .official import load_official_checkpoint
@@ -107,8 +107,9 @@ class Pix2Pix:
     >>> model = Pix2Pix.load()                        # bundled weights, or $PIX2PIX_WEIGHTS
     >>> [facade] = model.generate("labels.png", seed=7)
 
-    ``precision`` and ``fast_path`` (the small layers as GEMMs) are chosen by timing when left to "auto" and
-    ``None`` (``pix2pix.fast.plan_inference``); ``self.plan`` says what was chosen and why.
+    ``precision``, ``fast_path`` (the small layers as GEMMs) and ``runtime`` (torch or ONNX Runtime) are chosen by
+    timing when left to "auto" and ``None`` (``pix2pix.fast.plan_inference``); ``self.plan`` says what was chosen
+    and why.
     """
 
     def __init__(
@@ -118,14 +119,15 @@ class Pix2Pix:
         compile: bool = False,
         precision: str = "auto",
         fast_path: bool | None = None,
+        runtime: str = "auto",
     ):
         self.device = resolve_device(device)
         self.generator = generator  # kept as given: the weights, config and dropout masks come from it
         # On the CPU the precision and the fast path are timed here, once per process and network shape (the
         # rule and its reasons: pix2pix.speed). bf16 moves a facade by about a grey level: far less than a seed.
-        self.plan = plan_inference(generator, self.device, precision, fast_path)
+        self.plan = plan_inference(generator, self.device, precision, fast_path, "torch" if compile else runtime)
         self.precision = self.plan.precision
-        self._net = optimize_for_inference(generator, self.device, self.precision, self.plan.fast_path)
+        self._net = inference_network(generator, self.device, self.plan)
         if compile:
             # Freezing lets inductor prepack the weights for oneDNN/cuDNN: the bench's fastest variant.
             self._net = torch.compile(self._net, options={"freezing": True})
@@ -137,12 +139,15 @@ class Pix2Pix:
         device: str | torch.device | None = None,
         compile: bool = False,
         precision: str = "auto",
+        runtime: str = "auto",
     ) -> Pix2Pix:
         """Load from a folder, file, Hub repo id or official ``.pth``; ``None`` means ``$PIX2PIX_WEIGHTS``,
         then the bundled ``assets/weights``. Raises ``WeightsNotFoundError`` saying how to get weights.
         ``compile=True`` runs the generator through ``torch.compile`` (slower first call, faster after).
-        ``precision``: fp32, bf16, fp16 (CUDA) or auto, the fastest here (see ``pix2pix.speed``)."""
-        return cls(load_generator(resolve_weights(weights)), device=device, compile=compile, precision=precision)
+        ``precision``: fp32, bf16, fp16 (CUDA) or auto, the fastest here (see ``pix2pix.speed``); ``runtime``:
+        auto (timed), torch, or onnxruntime (CPU, fp32)."""
+        return cls(load_generator(resolve_weights(weights)), device=device, compile=compile, precision=precision,
+                   runtime=runtime)
 
     @property
     def image_size(self) -> int:

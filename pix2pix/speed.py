@@ -1,17 +1,19 @@
-"""The one speed policy, for inference and training: which precision, and whether the inference fast path, is
-decided by timing the candidates on the machine at hand.
+"""The one speed policy, for inference and training: which precision, and which inference runtime and layout (the
+plain network, its fast path, or ONNX Runtime), is decided by timing the candidates on the machine at hand.
 
 Why timed, not read from the CPU's feature flags: the same choice is twice as fast on one CPU and slower on
 another. bf16 doubles the arithmetic where the vector units multiply it natively and loses where they merely
 support it; oneDNN's kernels for the U-Net's tiny inner layers, which the fast path replaces by GEMMs, are
-good on some CPUs and poor on others. (Figures per CPU: docs/speed.md.)
+good on some CPUs and poor on others; ONNX Runtime's CPU kernels beat torch's fp32 on some CPUs and not on
+others. (Figures per CPU: docs/speed.md.)
 
 The rule (``pick``), the same for both:
 - every candidate runs in interleaved rounds after a warm-up, and its best round counts (``best_of``), so
   machine noise hits all of them alike;
-- among the fp32 candidates the fastest wins, whatever the margin: the fast path computes the same numbers as
-  the plain network up to float rounding, so the plain eager fp32 forward is always a candidate and the
-  choice is never slower than it (as timed);
+- among the fp32 candidates the fastest wins, whatever the margin: the fast path and ONNX Runtime compute the
+  same numbers as the plain network up to float rounding (ONNX Runtime's with the weights rounded to fp16,
+  a fraction of a grey level: ``pix2pix.export``), so the plain eager fp32 forward is always a candidate and
+  the choice is never slower than it (as timed);
 - a reduced-precision candidate replaces that fp32 choice only when it is at least ``*_BF16_MIN_SPEEDUP``
   times as fast. The two thresholds differ for a reason:
 
@@ -44,8 +46,11 @@ INFERENCE_BF16_MIN_SPEEDUP = 1.2
 #: bf16 autocast replaces fp32 for training only when a step is at least this much faster (see above).
 TRAINING_BF16_MIN_SPEEDUP = 1.1
 
-#: A candidate: (precision, fast path). Training has no fast path (``False`` throughout).
-Variant = tuple[str, bool]
+#: How a network is laid out to run: torch's plain modules, torch with the small layers as GEMMs
+#: (``pix2pix.fast``), or the ONNX export run by ONNX Runtime (``pix2pix.export``; fp32 arithmetic).
+LAYOUTS = ("plain", "gemm", "onnxruntime")
+#: A candidate: (precision, layout). Training runs "plain" throughout.
+Variant = tuple[str, str]
 
 _TIMINGS: dict[Hashable, dict] = {}
 
@@ -102,16 +107,17 @@ def pick(seconds: Mapping[Variant, float], bf16_min_speedup: float) -> Variant:
 
 def describe(seconds: Mapping[Variant, float], choice: Variant) -> str:
     """How the candidates compared, e.g. ``auto: timed here against plain fp32: fp32 + GEMM layers 1.02x,
-    bf16 + GEMM layers 1.71x``."""
-    base = seconds.get(("fp32", False))
+    fp32 on onnxruntime 1.30x, bf16 + GEMM layers 1.71x``."""
+    base = seconds.get(("fp32", "plain"))
     if base is None:
         return f"auto: {name(choice)}"
-    rest = [f"{name(v)} {base / s:.2f}x" for v, s in seconds.items() if v != ("fp32", False) and s < float("inf")]
+    rest = [f"{name(v)} {base / s:.2f}x" for v, s in seconds.items() if v != ("fp32", "plain") and s < float("inf")]
     if not rest:
         return "auto: this CPU has no bf16 kernels"
     return f"auto: timed here against plain fp32: {', '.join(rest)}"
 
 
 def name(variant: Variant) -> str:
-    precision, fast = variant
-    return f"{precision} + GEMM layers" if fast else precision
+    """``fp32``, ``bf16 + GEMM layers``, ``fp32 on onnxruntime``: a variant in the start-up line's words."""
+    precision, layout = variant
+    return {"plain": precision, "gemm": f"{precision} + GEMM layers", "onnxruntime": f"{precision} on onnxruntime"}[layout]

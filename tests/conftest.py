@@ -9,6 +9,11 @@ from pathlib import Path
 # these once at import time.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# Built ONNX files (pix2pix.export.onnx_file) go to a folder of this run, not the user's ~/.cache.
+if "PIX2PIX_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["PIX2PIX_CACHE"] = tempfile.mkdtemp(prefix="pix2pix-test-cache-")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -90,31 +90,31 @@ def test_precision_names_are_checked(tiny_generator):
 
 
 def _timings(plain: float, fast: float, bf16: float) -> dict:
-    return {("fp32", False): plain, ("fp32", True): fast, ("bf16", True): bf16}
+    return {("fp32", "plain"): plain, ("fp32", "gemm"): fast, ("bf16", "gemm"): bf16}
 
 
 @pytest.mark.parametrize("seconds, expected", [
-    (_timings(1.0, 0.9, 0.9 / (INFERENCE_BF16_MIN_SPEEDUP + 0.3)), ("bf16", True)),  # bf16 clearly faster
-    (_timings(1.0, 0.9, 0.9 / (INFERENCE_BF16_MIN_SPEEDUP - 0.1)), ("fp32", True)),  # not by enough
-    (_timings(0.8, 1.0, 0.8 / (INFERENCE_BF16_MIN_SPEEDUP - 0.1)), ("fp32", False)),  # the plain network is fastest
-    (_timings(1.0, 0.9, float("inf")), ("fp32", True)),  # no bf16 kernels
+    (_timings(1.0, 0.9, 0.9 / (INFERENCE_BF16_MIN_SPEEDUP + 0.3)), ("bf16", "gemm")),  # bf16 clearly faster
+    (_timings(1.0, 0.9, 0.9 / (INFERENCE_BF16_MIN_SPEEDUP - 0.1)), ("fp32", "gemm")),  # not by enough
+    (_timings(0.8, 1.0, 0.8 / (INFERENCE_BF16_MIN_SPEEDUP - 0.1)), ("fp32", "plain")),  # the plain network is fastest
+    (_timings(1.0, 0.9, float("inf")), ("fp32", "gemm")),  # no bf16 kernels
 ])
 def test_auto_takes_the_fastest_fp32_and_bf16_only_when_clearly_faster(monkeypatch, tiny_generator, seconds, expected):
     monkeypatch.setattr(pix2pix.fast, "time_inference", lambda generator, variants: seconds)
     monkeypatch.setattr(pix2pix.fast, "cpu_has_bf16", lambda: True)
     plan = plan_inference(tiny_generator, torch.device("cpu"), "auto")
-    assert (plan.precision, plan.fast_path) == expected
+    assert (plan.precision, plan.layout) == expected
     model = Pix2Pix(tiny_generator, "cpu")
-    assert (model.precision, model.plan.fast_path) == expected
+    assert (model.precision, model.plan.layout) == expected
     layers = {type(m) for m in model._net.modules()}
-    assert (FastConvTranspose2d in layers) == expected[1]  # the plain network when it is the fastest
+    assert (FastConvTranspose2d in layers) == (expected[1] == "gemm")  # the plain network when it is the fastest
 
 
 def test_fp32_asked_still_times_the_fast_path_against_the_plain_network(monkeypatch, tiny_generator):
     monkeypatch.setattr(pix2pix.fast, "time_inference", lambda generator, variants: {
-        ("fp32", False): 0.5, ("fp32", True): 1.0})
+        ("fp32", "plain"): 0.5, ("fp32", "gemm"): 1.0})
     plan = plan_inference(tiny_generator, torch.device("cpu"), "fp32")
-    assert (plan.precision, plan.fast_path) == ("fp32", False) and plan.why.startswith("as asked")
+    assert (plan.precision, plan.layout) == ("fp32", "plain") and plan.why.startswith("as asked")
 
 
 def test_the_plain_network_serves_the_same_facade(tiny_generator):
@@ -133,7 +133,7 @@ def test_inference_is_timed_once_per_process_and_shape(tiny_generator, monkeypat
     calls = []
     real = pix2pix.fast.best_of
     monkeypatch.setattr(pix2pix.fast, "best_of", lambda runs, rounds: calls.append(1) or real(runs, 1))
-    variants = [("fp32", False), ("fp32", True)]
+    variants = [("fp32", "plain"), ("fp32", "gemm")]
     seconds = time_inference(tiny_generator, variants)
     assert set(seconds) == set(variants) and all(0 < s < float("inf") for s in seconds.values())
     twin = type(tiny_generator)(ngf=8)  # other weights, same shape

@@ -285,5 +285,5 @@ def choose_precision(cfg: TrainConfig, device: torch.device) -> tuple[str, str]:
     seconds = time_precisions(cfg, device)
     if seconds["bf16"] == float("inf"):
         return "fp32", "auto: this CPU has no bf16 kernels"
-    choice, _ = pick({(p, False): t for p, t in seconds.items()}, TRAINING_BF16_MIN_SPEEDUP)
+    choice, _ = pick({(p, "plain"): t for p, t in seconds.items()}, TRAINING_BF16_MIN_SPEEDUP)
     return choice, f"auto: a step in bf16 timed {seconds['fp32'] / seconds['bf16']:.2f}x as fast as in fp32 here"

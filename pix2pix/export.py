@@ -1,0 +1,239 @@
+"""The generator as ONNX, for ONNX Runtime: on the server's CPU (``OnnxGenerator``) and in the visitor's browser
+(ONNX Runtime Web, ``assets/js/local.js``).
+
+    python -m pix2pix.export [--weights W] [--out model.onnx]
+
+The graph takes the noise as inputs, never draws it: ``labels`` (N, 3, H, W) in [-1, 1], the dropout masks
+``mask0`` ... (already scaled by 1/(1-p), from ``UnetGenerator.sample_noise``) and, for a generator with a latent
+code, ``code`` (N, nz); it gives ``facade`` (N, 3, H, W) in [-1, 1]. So any runtime that follows the seed rule
+(``pix2pix.philox`` and ``assets/js/philox.js``) draws the facade torch draws for a seed. Dropout off is masks of
+ones and a code of zeros.
+
+Weights are stored in fp16 (27 MB for the bundled model instead of 54: what a browser downloads) and cast to
+fp32 at the graph's start, so the arithmetic is fp32 in every runtime; the fp16 rounding of the weights moves a
+facade by a fraction of a grey level (``tests/test_export.py`` holds ONNX Runtime's output within 1e-3 of
+torch's, on the [-1, 1] scale; measured figures in docs/browser.md).
+
+Why built and cached rather than shipped: every file committed stays in git history (27 MB per model), and the
+export takes about a second. ``onnx_file`` builds a generator's ONNX once and keeps it under
+``$PIX2PIX_CACHE`` (default ``~/.cache/facade-pix2pix``) named by a hash of its weights, so a new model gets a new
+file and a browser's cached copy of an old one is never mistaken for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .models import DROPOUT_P, UnetGenerator
+
+CACHE_ENV = "PIX2PIX_CACHE"
+#: Bumped when the graph's inputs, outputs or storage change, so that cached files of an older layout are rebuilt.
+EXPORT_VERSION = 1
+OPSET = 17
+
+
+def input_names(generator: UnetGenerator) -> list[str]:
+    """The graph's inputs, in order: the label map, one mask per dropout block, the code (when nz > 0)."""
+    masks = [f"mask{k}" for k in range(len(generator.dropout_blocks))]
+    return ["labels", *masks, *(["code"] if generator.nz else [])]
+
+
+def noise_shapes(generator: UnetGenerator, image_size: int) -> list[tuple[int, int, int]]:
+    """The per-sample shape of each dropout mask, as ``sample_noise`` draws them."""
+    masks, _ = generator.sample_noise([0], image_size)
+    return [tuple(m.shape[1:]) for m in masks]
+
+
+def weights_hash(generator: UnetGenerator) -> str:
+    """A short hash of the weights, the configuration and the export layout: the name of a model's ONNX file."""
+    digest = hashlib.sha256(f"pix2pix-onnx-{EXPORT_VERSION}".encode())
+    for key, tensor in generator.state_dict().items():  # the shapes say the configuration (ngf, nz, depth)
+        digest.update(f"{key}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class _WithNoise(nn.Module):
+    """The generator with its noise as positional inputs (what ONNX export traces)."""
+
+    def __init__(self, generator: UnetGenerator):
+        super().__init__()
+        self.generator, self.masks = generator, len(generator.dropout_blocks)
+
+    def forward(self, labels: torch.Tensor, *noise: torch.Tensor) -> torch.Tensor:
+        masks, code = list(noise[:self.masks]), (noise[self.masks] if self.generator.nz else None)
+        return self.generator(labels, masks=masks, z=code)
+
+
+def export_onnx(generator: UnetGenerator, path: str | os.PathLike | None = None, image_size: int | None = None,
+                fp16_weights: bool = True) -> bytes:
+    """The generator as an ONNX model (bytes; also written to ``path`` when given), batch size free.
+
+    ``fp16_weights`` stores the weights in fp16, cast to fp32 at the graph's start (see the module's docstring).
+    """
+    import onnx
+
+    size = image_size or 2**generator.num_downs
+    net = _WithNoise(generator).eval()
+    masks, z = generator.sample_noise([0], size)
+    example = (torch.zeros(1, generator.in_channels, size, size), *masks, *([z] if z is not None else []))
+    names = input_names(generator)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        # The TorchScript exporter: the dynamo one needs onnxscript, another dependency, for the same graph.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, example, buffer, dynamo=False, opset_version=OPSET, input_names=names,
+                          output_names=["facade"], dynamic_axes={n: {0: "batch"} for n in [*names, "facade"]})
+    model = onnx.load_from_string(buffer.getvalue())
+    if fp16_weights:
+        _store_weights_in_fp16(model)
+    info = {"pix2pix_export_version": str(EXPORT_VERSION), "pix2pix_weights_hash": weights_hash(generator),
+            "pix2pix_noise": json.dumps({"shapes": noise_shapes(generator, size), "nz": generator.nz,
+                                         "p": DROPOUT_P, "size": size})}
+    for key, value in info.items():
+        model.metadata_props.add(key=key, value=value)
+    data = model.SerializeToString()
+    if path is not None:
+        _write_atomically(Path(path), data)
+    return data
+
+
+def _store_weights_in_fp16(model) -> None:
+    """Every fp32 initializer becomes an fp16 one with a Cast back to fp32 at the graph's start."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < 16:
+            continue  # small tensors (shapes, scalars) are not worth a Cast
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}.fp16"))
+        casts.append(onnx.helper.make_node("Cast", [f"{name}.fp16"], [name], to=onnx.TensorProto.FLOAT))
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(staging, path)
+
+
+def cache_dir() -> Path:
+    """Where built ONNX files are kept: ``$PIX2PIX_CACHE/onnx`` or ``~/.cache/facade-pix2pix/onnx``."""
+    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "facade-pix2pix"
+    return Path(root).expanduser() / "onnx"
+
+
+def onnx_file(generator: UnetGenerator) -> Path:
+    """The generator's ONNX file (fp16 weights), built on first use and cached under ``cache_dir()``, named by
+    ``weights_hash``. A cached file that cannot be read as ONNX is rebuilt."""
+    path = cache_dir() / f"{weights_hash(generator)}.onnx"
+    if path.is_file():
+        try:
+            import onnx
+
+            onnx.load(str(path), load_external_data=False)
+            return path
+        except Exception:  # a truncated or damaged file: make it again
+            pass
+    export_onnx(generator, path)
+    return path
+
+
+def onnxruntime_available() -> bool:
+    """Whether ``onnxruntime`` and ``onnx`` (for the export) can be imported here."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class OnnxGenerator:
+    """A generator run by ONNX Runtime on the CPU, called like ``UnetGenerator``: ``(x, masks=, z=)`` -> tensor.
+
+    No masks (dropout off) means masks of ones and a zero code, which is what the torch generator computes in
+    eval mode. ``threads`` defaults to torch's intra-op threads (``webapp.serving.serving_threads`` sets those
+    for a server); ORT's threads do not spin between calls, for the reason torch's are kept off the Python
+    thread's core (see ``serving_threads``).
+    """
+
+    def __init__(self, generator: UnetGenerator, model: str | os.PathLike | bytes | None = None,
+                 threads: int | None = None):
+        import onnxruntime as ort
+
+        self.nz, self.names = generator.nz, input_names(generator)
+        self._mask_shapes = noise_shapes(generator, 2**generator.num_downs)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        source = model if model is not None else export_onnx(generator)
+        if isinstance(source, os.PathLike):
+            source = str(source)
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: torch.Tensor, masks: Sequence[torch.Tensor] | None = None,
+                 z: torch.Tensor | None = None) -> torch.Tensor:
+        n = x.shape[0]
+        if masks is None:
+            masks = [torch.ones(n, *shape) for shape in self._mask_shapes]
+        feed = {"labels": x.detach().float().cpu().numpy()}
+        for k, mask in enumerate(masks):
+            feed[f"mask{k}"] = mask.detach().float().cpu().numpy()
+        if self.nz:
+            feed["code"] = (torch.zeros(n, self.nz) if z is None else z).detach().float().cpu().numpy()
+        return torch.from_numpy(self.session.run(["facade"], feed)[0])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pix2pix.export",
+                                     description="Write a generator as ONNX (fp16 weights; noise as inputs).")
+    parser.add_argument("--weights", help="save_pretrained folder, .safetensors, official .pth or Hub repo id "
+                        "(default: $PIX2PIX_WEIGHTS, then assets/weights)")
+    parser.add_argument("--out", default="model.onnx", help="the ONNX file to write (default model.onnx)")
+    parser.add_argument("--fp32", action="store_true", help="keep the weights in fp32 (twice the size)")
+    args = parser.parse_args(argv)
+    from .predictor import WeightsNotFoundError, load_generator, resolve_weights
+
+    try:
+        generator = load_generator(resolve_weights(args.weights))
+    except WeightsNotFoundError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: cannot load the weights: {e}", file=sys.stderr)
+        return 1
+    try:
+        data = export_onnx(generator, args.out, fp16_weights=not args.fp32)
+    except ImportError as e:
+        print(f"error: the export needs the onnx package ({e}); pip install onnx", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} ({len(data) / 1e6:.1f} MB; inputs {', '.join(input_names(generator))}; "
+          f"weights {'fp32' if args.fp32 else 'fp16'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
