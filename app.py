@@ -1,7 +1,7 @@
 """facade-pix2pix in the browser: paint a CMP facade label map, watch the facade follow as you draw.
 
-    python app.py [--weights W] [--device D] [--precision P] [--host H] [--port P] [--share] [--max-batch-size N]
-                  [--threads N] [--cache-max-age MINUTES]
+    python app.py [--weights W] [--device D] [--precision P] [--runtime R] [--host H] [--port P] [--share]
+                  [--max-batch-size N] [--threads N] [--cache-max-age MINUTES]
 
 The command and the Hugging Face Space's entry (``app_file: app.py``). The app itself is the ``webapp``
 package beside this file (the page, its handlers, the API), a thin layer over the ``pix2pix`` library, which
@@ -24,15 +24,16 @@ import sys
 from collections.abc import Sequence
 
 from pix2pix import Pix2Pix, WeightsNotFoundError
+from pix2pix.fast import RUNTIMES
 from pix2pix.speed import PRECISION_HELP, PRECISIONS
 from webapp import analytics_enabled as _analytics_enabled
 from webapp.cache import CACHE_MAX_AGE_MINUTES, clean_cache, delete_cache, start_cache_cleaner
 from webapp.handlers import DEFAULT_MAX_BATCH_SIZE, NUM_VARIATIONS, VARIATIONS_LABEL, FacadeApp
-from webapp.page import LAUNCH_KWARGS, build_demo, canvas_component
+from webapp.page import build_demo, canvas_component, launch_kwargs
 from webapp.serving import MAX_CANVAS_CHARS, encode_facade, facade_name, from_data_url, serving_threads, to_data_url
 
 # What tests and scripts reach through ``app`` (the command's module), re-exported from ``webapp``.
-__all__ = ["CACHE_MAX_AGE_MINUTES", "DEFAULT_MAX_BATCH_SIZE", "LAUNCH_KWARGS", "MAX_CANVAS_CHARS", "NUM_VARIATIONS",
+__all__ = ["CACHE_MAX_AGE_MINUTES", "DEFAULT_MAX_BATCH_SIZE", "launch_kwargs", "MAX_CANVAS_CHARS", "NUM_VARIATIONS",
            "VARIATIONS_LABEL", "FacadeApp", "_analytics_enabled", "build_demo", "canvas_component", "clean_cache",
            "delete_cache", "encode_facade", "facade_name", "from_data_url", "main", "parse_args", "serving_threads",
            "start_cache_cleaner", "to_data_url"]
@@ -46,6 +47,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "(default: $PIX2PIX_WEIGHTS, then assets/weights)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="who runs the model on the CPU: auto (timed: torch or onnxruntime, whichever is faster "
+                        "here), torch, or onnxruntime (fp32). Pages may draw in the browser either way "
+                        "(default auto)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="address to bind (default 127.0.0.1, or $GRADIO_SERVER_NAME; 0.0.0.0 for the network)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
@@ -69,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     threads = serving_threads(args.threads)  # before loading: precision="auto" is timed with these threads
     try:
-        model = Pix2Pix.load(args.weights, device=args.device, precision=args.precision)
+        model = Pix2Pix.load(args.weights, device=args.device, precision=args.precision, runtime=args.runtime)
     except WeightsNotFoundError as e:
         print(e, file=sys.stderr)
         return 1
@@ -78,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     demo = build_demo(model, max_batch_size=args.max_batch_size, cache_max_age=args.cache_max_age)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, quiet=True,
-                prevent_thread_lock=True, **LAUNCH_KWARGS)
+                prevent_thread_lock=True, **launch_kwargs())
     start_cache_cleaner(demo, args.cache_max_age)  # Gradio's own schedule dies under traffic: webapp/cache.py
     print(f"facade-pix2pix on {demo.local_url} (model on {model.device}, {model.plan.name}: {model.plan.why}; "
           f"{threads} torch thread{'s' if threads > 1 else ''}; Ctrl+C to stop)", flush=True)

@@ -120,4 +120,5 @@ def describe(seconds: Mapping[Variant, float], choice: Variant) -> str:
 def name(variant: Variant) -> str:
     """``fp32``, ``bf16 + GEMM layers``, ``fp32 on onnxruntime``: a variant in the start-up line's words."""
     precision, layout = variant
-    return {"plain": precision, "gemm": f"{precision} + GEMM layers", "onnxruntime": f"{precision} on onnxruntime"}[layout]
+    words = {"plain": precision, "gemm": f"{precision} + GEMM layers", "onnxruntime": f"{precision} on onnxruntime"}
+    return words[layout]

@@ -25,7 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2pix import Pix2Pix, example_labels, example_photo, rgb_to_index
+from pix2pix import Pix2Pix, UnetGenerator, example_labels, example_photo, rgb_to_index
 from pix2pix.layout import random_layout
 from pix2pix.palette import BACKGROUND, PALETTE, class_index
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS, WATCH_FACADE_JS, free_port, label_of, sync_playwright_or_skip
@@ -78,7 +78,7 @@ def served(tiny_generator):
     model = SpyPix2Pix(tiny_generator, device="cpu")
     demo = app.build_demo(model)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_KWARGS)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_kwargs())
     try:
         yield model, f"http://127.0.0.1:{port}/"
     finally:
@@ -97,14 +97,19 @@ def browser(sync_playwright):
 
 class Page:
     """The app's page with the few things the tests do to it (a 1280x800 desktop, another ``size``, or
-    ``phone=True``)."""
+    ``phone=True``). ``backend`` goes into the address (``?backend=server``: the server draws every facade, as
+    these tests of the page's server path expect; "browser": browser mode, tests at the end); ``setup`` runs on
+    the Playwright page before it loads (to intercept requests)."""
 
-    def __init__(self, browser, url: str, phone: bool = False, size: tuple[int, int] = (1280, 800)):
+    def __init__(self, browser, url: str, phone: bool = False, size: tuple[int, int] = (1280, 800),
+                 backend: str = "server", setup=None):
         viewport = {"viewport": {"width": size[0], "height": size[1]}}
         self.page = browser.new_page(**(PHONE if phone else viewport), accept_downloads=True)
         self.requests: list = []
         self.page.on("request", lambda request: self.requests.append(request))
-        self.page.goto(url)
+        if setup is not None:
+            setup(self.page)
+        self.page.goto(f"{url}?backend={backend}" if backend and "?" not in url else url)
         self.page.wait_for_function("() => { const c = document.querySelector('#canvas canvas');"
                                     " const i = document.querySelector('#facade img');"
                                     " return c && c.p2p && i && i.complete && i.naturalWidth > 0 && window.p2pSave; }",
@@ -721,7 +726,7 @@ def test_the_page_reads_in_plain_words_without_an_emoji_font(served, browser):
         assert page.page.locator("#canvas .p2p-keys").is_visible()  # a desktop: the key list is one click away
         # The status line and the switches in a visitor's words: what a seed and the switch do, no jargon.
         status = page.page.locator("#status").inner_text()
-        assert re.fullmatch(r"Seed 0 · drawn in \d+\.\d\d s", status), status
+        assert re.fullmatch(r"Seed 0 · drawn on the server in \d+\.\d\d s", status), status
         assert page.page.locator("#stochastic").inner_text().strip() == "Vary with the seed"
         help_text = page.page.locator("#seed-help").inner_text()
         assert "same layout and seed always give the same facade" in help_text and "Vary with the seed" in help_text
@@ -774,5 +779,154 @@ def test_on_a_phone_the_facade_is_in_view_while_painting_with_a_finger(served, b
         shot = os.environ.get("PIX2PIX_PHONE_SCREENSHOT")
         if shot:
             p.screenshot(path=shot)
+    finally:
+        page.page.close()
+
+
+# ------------------------------------------------------------------------------------------- browser mode
+#: A picture on the page (whatever drew it), once decoded: its <img> drawn on a canvas, read back as PNG.
+FACADE_PNG_JS = """async (selector) => { const img = document.querySelector(selector); await img.decode();
+  const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+  c.getContext('2d').drawImage(img, 0, 0); return c.toDataURL('image/png'); }"""
+#: Browser mode has drawn everything asked of it (the facade on the page is the newest canvas's).
+IDLE_JS = "() => window.p2pLocal.idle()"
+#: Until browser mode has decided: the browser draws, or the server does and #backend says why.
+DECIDED_JS = ("() => window.p2pLocal && (window.p2pLocal.active || (document.body.dataset.backend === 'server'"
+              " && document.querySelector('#backend')))")
+
+
+@pytest.fixture(scope="module")
+def served_coded():
+    """The app on a tiny generator with a latent code (nz = 8, as the bundled model): browser mode feeds the
+    ONNX graph its masks and its code, both from the seed rule's JavaScript."""
+    import app
+
+    torch.manual_seed(2)
+    model = SpyPix2Pix(UnetGenerator(ngf=8, nz=8).eval(), device="cpu")
+    demo = app.build_demo(model)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_kwargs())
+    try:
+        yield model, f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+def _facade_pixels(page: Page, selector: str = "#facade img") -> np.ndarray:
+    import base64
+    import io
+
+    url = page.page.evaluate(FACADE_PNG_JS, selector)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"), np.float32)
+
+
+def _server_facade(model: Pix2Pix, grid: np.ndarray, seed: int) -> np.ndarray:
+    picture = Image.fromarray(PALETTE[grid])
+    return np.asarray(model.generate(picture, seed=seed)[0], np.float32)
+
+
+def _joins(page: Page) -> int:
+    return len([r for r in page.requests if r.method == "POST" and "queue/join" in r.url])
+
+
+def test_browser_mode_draws_strokes_seeds_and_variations_without_the_server_and_as_it_would(served_coded, browser):
+    model, url = served_coded
+    page = Page(browser, url, backend="browser")
+    try:
+        p = page.page
+        p.wait_for_function(DECIDED_JS, timeout=60_000)
+        assert p.evaluate("() => window.p2pLocal.active"), p.locator("#backend").inner_text()
+        assert re.fullmatch(r"Facades are drawn in your browser \(WebAssembly, \d threads?\): .*",
+                            p.locator("#backend").inner_text())
+        assert p.evaluate("() => crossOriginIsolated")  # the app's headers: WebAssembly may use threads
+        joins, forwards = _joins(page), len(model.seeds)
+
+        # A stroke: a new facade, drawn in the page, no request to the queue, equal to the server's.
+        p.locator("#canvas .p2p-swatch", has_text="pillar").click()
+        src = page.facade_src()
+        page.drag([(40, 128), (90, 128), (140, 128)])
+        page.wait_facade_change(src)
+        p.wait_for_function(IDLE_JS, timeout=30_000)
+        assert page.facade_src().startswith("blob:")
+        status = p.locator("#status").inner_text().strip()
+        assert re.fullmatch(r"Seed 0 · drawn in your browser in \d+\.\d\d s", status), status
+        local = _facade_pixels(page)
+        assert _joins(page) == joins and len(model.seeds) == forwards
+        server = _server_facade(model, page.grid(), 0)
+        assert np.abs(local - server).mean() <= 1.0 and np.abs(local - server).max() <= 8
+
+        # New seed: another facade, the seed box shows its seed; the seed box as typed; the variation switch.
+        src = page.facade_src()
+        p.locator("#new-seed").click()
+        page.wait_facade_change(src)
+        p.wait_for_function(IDLE_JS, timeout=30_000)
+        seed = int(p.locator("#seed input").input_value())
+        p.wait_for_function(f"() => document.querySelector('#status').textContent.includes('Seed {seed} ')")
+        assert np.abs(_facade_pixels(page) - _server_facade(model, page.grid(), seed)).mean() <= 1.0
+        src = page.facade_src()
+        p.locator("#seed input").fill("7")
+        page.wait_facade_change(src)
+        p.wait_for_function(IDLE_JS, timeout=30_000)
+        p.wait_for_function("() => document.querySelector('#status').textContent.includes('Seed 7 ')")
+        assert np.abs(_facade_pixels(page) - _server_facade(model, page.grid(), 7)).mean() <= 1.0
+        p.locator("#seed input").fill("-3")
+        p.locator("#seed input").press("Enter")
+        assert "the seed is back to 7" in page.message("seed").inner_text()
+        assert p.locator("#seed input").input_value() == "7"
+
+        # The four variations, seeds 7..10, in the page; a click makes one the facade and its seed the seed.
+        p.locator("#variations-btn").click()
+        items = p.locator("#variations .p2p-local-item")
+        items.nth(3).wait_for()
+        p.wait_for_function(IDLE_JS, timeout=30_000)
+        assert [items.nth(i).inner_text() for i in range(4)] == [f"seed {s}" for s in range(7, 11)]
+        assert p.locator("#variations .p2p-local-item img").first.is_visible()
+        third = _facade_pixels(page, "#variations .p2p-local-item:nth-of-type(3) img")
+        assert np.abs(third - _server_facade(model, page.grid(), 9)).mean() <= 1.0
+        items.nth(2).click()
+        assert p.locator("#seed input").input_value() == "9"
+        assert np.array_equal(_facade_pixels(page), third)
+        with p.expect_download() as download:
+            p.locator("#save-facade").click()
+        assert download.value.suggested_filename == "facade-seed9.png"
+
+        assert _joins(page) == joins and len(model.seeds) == forwards + 4  # the server's: this test's own
+        assert not [r.url for r in page.requests if not r.url.startswith((url, "data:", "blob:"))]
+        wasm = [r for r in page.requests if r.url.endswith(".wasm")]
+        assert len(wasm) == 1 and wasm[0].url.startswith(f"{url}p2p/ort/")
+    finally:
+        page.page.close()
+
+
+def test_a_model_that_fails_to_load_falls_back_to_the_server_with_a_note(served_coded, browser):
+    model, url = served_coded
+
+    def broken(page):
+        page.route("**/p2p/model/*.onnx", lambda route: route.fulfill(status=200, body=b"not a model"))
+
+    page = Page(browser, url, backend="browser", setup=broken)
+    try:
+        p = page.page
+        p.wait_for_function(DECIDED_JS, timeout=60_000)
+        assert not p.evaluate("() => window.p2pLocal.active")
+        assert p.locator("#backend").inner_text().startswith(
+            "Facades are drawn on the server: your browser could not run the model")
+        joins, src = _joins(page), page.facade_src()
+        page.drag([(40, 60), (120, 60)])
+        wait_received(model, page)  # the stroke went to the server, which drew its facade
+        page.wait_facade_change(src)
+        assert _joins(page) > joins and "drawn on the server in" in p.locator("#status").inner_text()
+    finally:
+        page.page.close()
+
+
+def test_backend_server_in_the_address_keeps_the_server_path_and_says_so(served, browser):
+    _, url = served
+    page = Page(browser, url, backend="server")
+    try:
+        page.page.wait_for_function(DECIDED_JS, timeout=30_000)
+        assert page.page.locator("#backend").inner_text() == (
+            "Facades are drawn on the server: ?backend=server in the address.")
+        assert not [r for r in page.requests if "/p2p/model" in r.url or r.url.endswith(".wasm")]
     finally:
         page.page.close()

@@ -47,7 +47,7 @@ def served(tiny_generator):
     model = SlowPix2Pix(tiny_generator, device="cpu")
     demo = app.build_demo(model, max_batch_size=8)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                **app.LAUNCH_KWARGS)
+                **app.launch_kwargs())
     try:
         client = Client(demo.local_url, verbose=False, download_files=True)
         yield model, client, demo
@@ -341,7 +341,7 @@ def test_a_reply_names_every_output_and_leaves_the_rest_as_it_is():
 
 def test_generate_takes_the_canvas_png_and_a_bad_seed_goes_back_to_the_last_good_one(handlers):
     reply = handlers.generate(handlers.start_canvas, 7, True, fresh(handlers))
-    assert open_rgb(reply.facade).shape == (256, 256, 3) and reply.status.startswith("Seed 7 · drawn in ")
+    assert open_rgb(reply.facade).shape == (256, 256, 3) and reply.status.startswith("Seed 7 · drawn on the server in ")
     assert reply.seed == 7 and reply.shown.seed == 7 and reply.shown.facade == reply.facade
     assert reply.seed_error == reply.load_error == "" and reply.canvas == SKIP
     again = handlers.generate(handlers.start_canvas, 7, True, reply.shown)

@@ -37,7 +37,8 @@ def test_timed_once_measures_once_per_key():
 
 
 def test_describe_names_each_candidate_against_the_plain_network():
-    text = speed.describe({("fp32", "plain"): 1.0, ("fp32", "gemm"): 0.5, ("bf16", "gemm"): float("inf")}, ("fp32", "gemm"))
+    seconds = {("fp32", "plain"): 1.0, ("fp32", "gemm"): 0.5, ("bf16", "gemm"): float("inf")}
+    text = speed.describe(seconds, ("fp32", "gemm"))
     assert text == "auto: timed here against plain fp32: fp32 + GEMM layers 2.00x"
     assert speed.describe({("fp32", "plain"): 1.0, ("bf16", "plain"): float("inf")}, ("fp32", "plain")) == (
         "auto: this CPU has no bf16 kernels")

@@ -65,7 +65,7 @@ def message(text: str) -> str:
 
 def status_line(seconds: float, batch: int, seed: int, stochastic: bool, same: bool = False) -> str:
     """The line under the facade, in a visitor's words: which seed drew it, and how long it took."""
-    took = f"drawn in {seconds:.2f} s"
+    took = f"drawn on the server in {seconds:.2f} s"
     if batch > 1:
         took += f", together with {batch - 1} other request{'s' if batch > 2 else ''}"
     what = f"Seed {seed}" if stochastic else "Variation off: the same facade for every seed"

@@ -25,6 +25,7 @@ from pix2pix import CLASSES, Pix2Pix
 from pix2pix.palette import BACKGROUND, class_index, hex_colors
 from webapp import analytics_enabled
 from webapp.api import add_endpoints
+from webapp.browser import BrowserModel, launch_app_kwargs
 from webapp.cache import CACHE_MAX_AGE_MINUTES, delete_cache
 from webapp.handlers import DEFAULT_MAX_BATCH_SIZE, NUM_VARIATIONS, VARIATIONS_LABEL, FacadeApp, Reply, status_line
 
@@ -47,9 +48,13 @@ SEED_HELP = ("A **seed** picks one of the many facades the model can draw for a 
 #: The page's own layout rules (assets/canvas/page.css; the canvas has its own, canvas.css), in the page's
 #: <head> as they are: Gradio's ``css=`` would prefix every selector with its container, and these reach above it.
 CSS = (ASSETS / "page.css").read_text()
-#: What ``demo.launch`` needs besides the address: the page's CSS and script, the upload limit, no run history.
-LAUNCH_KWARGS = dict(head=f"<style>{CSS}</style>", js=(ASSETS / "page.js").read_text(), max_file_size=MAX_FILE_SIZE,
-                     run_history=False)
+
+
+def launch_kwargs() -> dict:
+    """What ``demo.launch`` needs besides the address: the page's CSS and script, the upload limit, no run
+    history, and the routes and headers of drawing in the browser (``webapp.browser``; new for each launch)."""
+    return dict(head=f"<style>{CSS}</style>", js=(ASSETS / "page.js").read_text(), max_file_size=MAX_FILE_SIZE,
+                run_history=False, app_kwargs=launch_app_kwargs())
 
 
 def canvas_component(app: FacadeApp) -> gr.HTML:
@@ -206,8 +211,9 @@ def _wire(demo: gr.Blocks, app: FacadeApp, w: Widgets, model_queue: dict) -> Non
 def build_demo(model: Pix2Pix, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, initial_seed: int = 0,
                cache_max_age: float = CACHE_MAX_AGE_MINUTES) -> gr.Blocks:
     """The page and the API around a loaded model (``max_batch_size`` 1 turns batching off), its queue set up;
-    launch with ``demo.launch(server_name=..., server_port=..., **LAUNCH_KWARGS)`` (see ``app.main``, which also
-    starts the cache cleaner).
+    launch with ``demo.launch(server_name=..., server_port=..., **launch_kwargs())`` (see ``app.main``, which also
+    starts the cache cleaner). The generator is exported for the page's browser mode here (``webapp.browser``;
+    built once and cached).
 
     Every model event, the page's and the API's, shares one concurrency group: up to 2 x max_batch_size
     requests are converted in parallel threads, and their forwards are batched by the app's Batcher."""
@@ -220,4 +226,5 @@ def build_demo(model: Pix2Pix, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, 
         _wire(demo, app, widgets, model_queue)
     demo.queue(max_size=64)
     demo.app_state = app  # for tests and benchmarks: the handlers and the batcher behind this page
+    demo.p2p_browser = BrowserModel.of(model)  # the ONNX file webapp.browser's routes serve
     return demo

@@ -13,7 +13,8 @@
 // change what is sent; with a mouse, the class under the pointer is named in the line under the board.
 //
 // While a stroke is being painted the root carries data-painting (the page's busy state stays quiet then:
-// the live facade follows the brush). "Save" is the page's (page.js): it reads `canvas.p2p`.
+// the live facade follows the brush). "Save" is the page's (page.js): it reads `canvas.p2p`, and so does
+// browser mode (assets/js/local.js), which draws the facade in the page from the same grid.
 
 const SIZE = props.size;
 const COLOURS = props.classes.map((c) => [1, 3, 5].map((i) => parseInt(c.color.slice(i, i + 2), 16)));
@@ -173,10 +174,12 @@ function clearAll() {
 // answers only if no newer canvas of this page has reached it, so the newest canvas always wins.
 let version = 0;
 
+// In browser mode (assets/js/local.js) the page draws the facade itself: the update goes there, not to the server.
 function send(final = true) {
   props.value = canvas.toDataURL("image/png");
   version += 1;
-  trigger(final ? "submit" : "input", { version });
+  if (window.p2pLocal && window.p2pLocal.active) window.p2pLocal.canvasChanged(final);
+  else trigger(final ? "submit" : "input", { version });
 }
 
 function liveTick() {
@@ -375,9 +378,11 @@ function load(url, undoable = true) {
       next[i] = index;
     }
     if (undoable && grid.some((v, i) => v !== next[i])) remember(grid);
+    const changed = grid.some((v, i) => v !== next[i]);
     grid = next;
     render();
     root.dataset.loaded = String(Number(root.dataset.loaded || 0) + 1);
+    if (changed && window.p2pLocal && window.p2pLocal.active) window.p2pLocal.canvasChanged(true);
   };
   picture.src = url;
 }

@@ -1,6 +1,7 @@
 () => {
   // The page's own script (Gradio runs it once the page is up: `js=` of launch, in webapp/page.py), beside the
-  // canvas's (canvas.js). It fetches nothing: it works on what the page shows.
+  // canvas's (canvas.js). It fetches nothing but browser mode's module from this server (assets/js/local.js,
+  // at the end), which draws the facades in the page where the browser can.
   //
   // Busy state: every model event of the page calls p2pBusy(target) in the browser before its request leaves,
   // and p2pDone(target) once its answer is on the page, success or failure (webapp/page.py, `_busy`). While
@@ -37,6 +38,7 @@
   }
 
   function fileName(img) {
+    if (img.dataset.name && img.dataset.localSrc === img.src) return `${img.dataset.name}.png`; // drawn in the page
     const last = decodeURIComponent(new URL(img.currentSrc || img.src, location.href).pathname.split("/").pop());
     return (last.replace(/\.[a-z0-9]+$/i, "") || "facade") + ".png";
   }
@@ -107,7 +109,19 @@
     } else if (button.id === "save-facade") {
       await savePicture(document.querySelector("#facade img"));
     } else {
-      for (const img of document.querySelectorAll("#variations .thumbnail-item img")) await savePicture(img);
+      const local = document.body.dataset.backend === "browser";
+      const selector = local ? "#variations .p2p-local-item img" : "#variations .thumbnail-item img";
+      for (const img of document.querySelectorAll(selector)) await savePicture(img);
     }
+  });
+
+  // Browser mode: the facades drawn in this page by ONNX Runtime Web (assets/js/local.js says when and why).
+  const browserMode = new URL("p2p/js/local.js", new URL(".", location.href)).href;
+  import(browserMode).then((module) => module.start()).catch((error) => {
+    console.error("facade-pix2pix: browser mode did not start", error);
+    const line = document.createElement("p");
+    line.id = "backend";
+    line.textContent = "Facades are drawn on the server: this browser could not start drawing them itself.";
+    document.getElementById("status")?.after(line);
   });
 }

@@ -13,6 +13,10 @@ with Playwright, the way people paint:
   the new facade decoded on the page (median, p95), and mouse-up to the request leaving the page (``fetch``
   of ``queue/join``).
 - With one page: also a 2-second stroke, and how many new facades reach the page while the button is down.
+- For each ``--backend``: ``server`` (``?backend=server``: every facade a request) and ``browser``
+  (``?backend=browser``: the page draws them with ONNX Runtime Web, WebAssembly here; no request). In browser
+  mode also the first visit: what the page downloaded for it (MB over the wire) and the time from opening the
+  page to its first facade drawn in the browser. All pages, browsers and the server share this machine's cores.
 
 Prints the figures; nothing leaves 127.0.0.1.
 """
@@ -51,6 +55,18 @@ window.fetch = function (input, init) {
 """
 
 
+# In browser mode, once it has started: what the first visit cost (bytes over the wire of every resource, and of
+# the browser mode's own), and when the first browser facade was on the page (ms from the navigation's start).
+FIRST_VISIT_JS = """() => {
+  const all = performance.getEntriesByType('resource');
+  const wire = (list) => list.reduce((s, e) => s + (e.transferSize || 0), 0);
+  const s = window.p2pLocal.state;
+  return {active: window.p2pLocal.active, note: (document.querySelector('#backend') || {}).textContent,
+          ep: s.ep, total: wire(all), browserMode: wire(all.filter(e => e.name.includes('/p2p/'))),
+          firstFacadeAt: performance.now(), modelMs: s.modelMs, firstMs: s.firstMs};
+}"""
+
+
 class Painter:
     """One page, painting the way a person does."""
 
@@ -59,10 +75,17 @@ class Painter:
         self.latencies: list[float] = []
         self.leave: list[float] = []
 
-    async def open(self, url: str) -> None:
+    async def open(self, url: str, backend: str) -> None:
         await self.page.add_init_script(INIT_JS)
-        await self.page.goto(url)
+        await self.page.goto(f"{url}?backend={backend}")
         await self.page.wait_for_function(READY_JS, timeout=120_000)
+        if backend == "browser":
+            await self.page.wait_for_function(
+                "() => window.p2pLocal && (window.p2pLocal.active || document.body.dataset.backend === 'server')",
+                timeout=300_000)
+            self.first_visit = await self.page.evaluate(FIRST_VISIT_JS)
+            if not self.first_visit["active"]:
+                raise RuntimeError(f"browser mode did not start: {self.first_visit['note']}")
         await self.page.evaluate(WATCH_FACADE_JS)
         self.box = await self.page.locator("#canvas canvas.p2p-grid").bounding_box()
         await self.page.locator("#canvas [data-size='8']").click()
@@ -106,7 +129,7 @@ class Painter:
         return up - down, during
 
 
-async def measure(url: str, pages: int, strokes: int, screenshot: str | None = None) -> dict:
+async def measure(url: str, pages: int, strokes: int, screenshot: str | None = None, backend: str = "server") -> dict:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -116,10 +139,11 @@ async def measure(url: str, pages: int, strokes: int, screenshot: str | None = N
             for i in range(pages):
                 context = await browser.new_context(viewport={"width": 1280, "height": 1000})
                 painters.append(Painter(await context.new_page(), i))
-            await asyncio.gather(*(painter.open(url) for painter in painters))
+            await asyncio.gather(*(painter.open(url, backend) for painter in painters))
             await asyncio.gather(*(painter.paint(strokes) for painter in painters))
-            result = {"pages": pages, "latencies": [t for q in painters for t in q.latencies],
-                      "leave": [t for q in painters for t in q.leave]}
+            result = {"pages": pages, "backend": backend, "latencies": [t for q in painters for t in q.latencies],
+                      "leave": [t for q in painters for t in q.leave],
+                      "first_visit": getattr(painters[0], "first_visit", None)}
             if pages == 1:
                 result["long_ms"], result["during"] = await painters[0].long_stroke()
                 if screenshot:  # the README's picture: after the long stroke's facade is shown
@@ -136,10 +160,22 @@ def summary(r: dict, strokes: int) -> str:
     lat, leave = r["latencies"], [t for t in r["leave"] if t == t]
     q = statistics.quantiles(lat, n=20) if len(lat) > 1 else lat * 19
     who = "1 page" if r["pages"] == 1 else f"{r['pages']} pages painting at once"
-    lines = [f"{who}, {strokes} strokes of ~200 ms each ({len(lat)} in all):",
+    lines = [f"{r['backend']} mode, {who}, {strokes} strokes of ~200 ms each ({len(lat)} in all):",
              f"  mouse-up -> new facade shown: median {statistics.median(lat):.0f} ms, p95 {q[18]:.0f} ms, "
-             f"min {min(lat):.0f}, max {max(lat):.0f}",
-             f"  mouse-up -> request leaves:   median {statistics.median(leave):.0f} ms, max {max(leave):.0f} ms"]
+             f"min {min(lat):.0f}, max {max(lat):.0f}"]
+    if leave:
+        lines.append(f"  mouse-up -> request leaves:   median {statistics.median(leave):.0f} ms, "
+                     f"max {max(leave):.0f} ms")
+    else:
+        lines.append("  requests to the server's queue after a mouse-up: none")
+    visit = r.get("first_visit")
+    if visit:
+        lines.append(f"  first visit ({visit['ep']}): {visit['total'] / 1e6:.1f} MB over the wire in all, "
+                     f"{visit['browserMode'] / 1e6:.1f} MB of it browser mode's (runtime + model); "
+                     "model ready "
+                     f"{visit['modelMs'] / 1000:.1f} s after the page started it, "
+                     "first browser facade "
+                     f"{visit['firstMs']:.0f} ms later; page opened -> that facade {visit['firstFacadeAt'] / 1000:.1f} s")
     if "during" in r:
         lines.append(f"  a {r['long_ms'] / 1000:.1f} s stroke: {r['during']} new facades shown while the button "
                      "was down")
@@ -153,14 +189,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--strokes", type=int, default=20, help="strokes per page (default 20)")
     p.add_argument("--threads", type=int, help="the app's --threads (default: its own default)")
     p.add_argument("--screenshot", metavar="PNG", help="also save the 1-page run's page there at the end")
+    p.add_argument("--backend", nargs="+", choices=["server", "browser"], default=["server", "browser"],
+                   help="who draws the facades, one run each (default: server browser)")
     args = p.parse_args(argv)
     extra = ["--threads", str(args.threads)] if args.threads else []
     print(f"headless Chromium 1280x1000 against `python app.py` ({os.cpu_count()} CPUs, shared), "
           f"weights: {args.weights or 'bundled'}")
-    for pages in args.pages:
-        with app_process(args.weights, "cpu", *extra) as (url, _):  # a fresh server for each run
-            r = asyncio.run(measure(url, pages, args.strokes, args.screenshot if pages == 1 else None))
-        print(summary(r, args.strokes), flush=True)
+    for backend in args.backend:
+        for pages in args.pages:
+            with app_process(args.weights, "cpu", *extra) as (url, _):  # a fresh server for each run
+                shot = args.screenshot if pages == 1 and backend == args.backend[0] else None
+                r = asyncio.run(measure(url, pages, args.strokes, shot, backend))
+            print(summary(r, args.strokes), flush=True)
 
 
 if __name__ == "__main__":

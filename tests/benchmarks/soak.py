@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--weights", help="weights for the app (default: the bundled ones)")
     p.add_argument("--cache-max-age", type=float, default=2, help="the app's --cache-max-age, in minutes")
+    p.add_argument("--runtime", default="auto", help="the app's --runtime (auto, torch, onnxruntime)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         cache, files = Path(tmp) / "gradio-cache", Path(tmp) / "uploads"
@@ -146,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         bad = bad_uploads(files)
         port = free_port()
         env = {**os.environ, "GRADIO_TEMP_DIR": str(cache), "GRADIO_ANALYTICS_ENABLED": "False"}
-        cmd = [sys.executable, str(REPO / "app.py"), "--port", str(port), "--cache-max-age", str(args.cache_max_age)]
+        cmd = [sys.executable, str(REPO / "app.py"), "--port", str(port), "--cache-max-age", str(args.cache_max_age),
+               "--runtime", args.runtime]
         if args.weights:
             cmd += ["--weights", args.weights]
         server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -165,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             server.terminate()
             server.wait(30)
     lat = sorted(r["latencies"])
-    print(f"soak: {args.minutes:g} min, {args.clients} clients + a stream of bad uploads, app on 127.0.0.1")
+    print(f"soak: {args.minutes:g} min, {args.clients} clients + a stream of bad uploads, app on 127.0.0.1 "
+          f"(--runtime {args.runtime})")
     print(f"  good requests served: {len(lat)} ({len(lat) / (args.minutes * 60):.2f}/s), failed: "
           f"{sum(r['good_errors'].values())} {dict(r['good_errors']) or ''}")
     if lat:
