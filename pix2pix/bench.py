@@ -48,7 +48,7 @@ def _variants(model: UnetGenerator, device: torch.device, compile: bool) -> dict
     for precision in precisions:
         variants[f"fast, {precision}"] = Pix2Pix(model, device, precision=precision, fast_path=True).forward
     if device.type == "cpu" and onnxruntime_available():
-        variants["onnxruntime, fp32 (fp16-stored weights)"] = Pix2Pix(model, device, runtime="onnxruntime").forward
+        variants["onnxruntime, fp32"] = Pix2Pix(model, device, runtime="onnxruntime").forward
     if compile:
         for precision in precisions:
             variants[f"fast + compile, {precision}"] = Pix2Pix(model, device, True, precision, fast_path=True).forward

@@ -558,3 +558,53 @@ def test_an_overtaken_canvas_update_answers_nothing(handlers):
     other_page = type("Request", (), {"session_hash": "page-2"})()
     other = handlers.paint(handlers.start_canvas, 1, True, fresh(handlers), update(1), other_page)
     assert open_rgb(other.facade).shape == (256, 256, 3)
+
+
+def _get(url: str, **headers: str):
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_the_app_serves_what_the_browser_needs_from_itself_cached_and_cross_origin_isolated(served):
+    import gzip
+    import json
+
+    import onnxruntime as ort
+
+    from webapp.browser import ORT_DIR, ORT_VERSION
+
+    model, _, demo = served
+    base = demo.local_url
+    status, headers, body = _get(base)
+    assert status == 200 and headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"  # so WebAssembly may use threads
+
+    status, headers, body = _get(f"{base}p2p/model.json")
+    info = json.loads(body)
+    assert status == 200 and headers["Cache-Control"] == "no-store"
+    assert info["shapes"] == [[64, 4, 4], [64, 8, 8], [64, 16, 16]] and info["nz"] == 0 and info["size"] == 256
+    assert info["ort"] == f"p2p/ort/{ORT_VERSION}/"
+    status, headers, onnx_bytes = _get(base + info["url"])
+    assert status == 200 and "immutable" in headers["Cache-Control"] and len(onnx_bytes) == info["bytes"]
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["labels", "mask0", "mask1", "mask2"]
+    assert _get(f"{base}p2p/model/0000000000000000.onnx")[0] == 404  # only the served model's name
+
+    wasm = f"{base}p2p/ort/{ORT_VERSION}/ort-wasm-simd-threaded.wasm"
+    status, headers, body = _get(wasm, **{"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip" and "immutable" in headers["Cache-Control"]
+    assert headers["Content-Type"] == "application/wasm"
+    raw = (ORT_DIR / "ort-wasm-simd-threaded.wasm").read_bytes()
+    assert gzip.decompress(body) == raw and len(body) < len(raw) / 2
+    assert _get(wasm)[2] == raw  # as it is, to a client that takes no gzip
+    assert _get(f"{base}p2p/ort/0.0.1/ort-wasm-simd-threaded.wasm")[0] == 404  # another version: not here
+    assert _get(f"{base}p2p/ort/{ORT_VERSION}/..%2Fweights%2Fmodel.safetensors")[0] == 404
+    status, headers, body = _get(f"{base}p2p/js/local.js")
+    assert status == 200 and headers["Cache-Control"] == "no-cache" and b"export async function start" in body
+    assert _get(f"{base}p2p/js/nothing.js")[0] == 404

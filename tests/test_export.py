@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
@@ -13,9 +15,6 @@ import pix2pix.fast
 from pix2pix import Pix2Pix, UnetGenerator
 from pix2pix.export import OnnxGenerator, export_onnx, input_names, main, onnx_file, weights_hash
 from pix2pix.fast import plan_inference
-
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")

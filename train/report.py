@@ -261,11 +261,22 @@ CMP facade label map into a photo-like facade. Load it with `Pix2Pix.load("<this
 """
 
 
+#: How the model's ONNX file is made: the app and pix2pix.export build it from these weights; none is stored.
+ONNX_TEXT = """## ONNX
+
+No ONNX file is stored beside the weights (27 MB more per model, in git history for good);
+`python -m pix2pix.export --weights <this folder> --out model.onnx` writes one: the generator with its dropout
+masks and latent code as inputs and its weights in fp16, cast to fp32 in the graph. The app builds the same file once and
+caches it (`~/.cache/facade-pix2pix/onnx/`, named by a hash of the weights), to draw facades in visitors'
+browsers and, where ONNX Runtime is timed faster than torch, on the server.
+"""
+
+
 def write_model_card(folder: Path, config: dict, summary: dict) -> None:
     """The export's README.md: recipe (with the command that repeats the run step for step), data, epochs, time,
     metrics and a sample grid."""
     recipe = "".join(f"| {name} | {value} |\n" for name, value in recipe_rows(config, summary))
     card = (f"{CARD_HEAD}\n## Recipe\n\n| | |\n| --- | --- |\n{recipe}\n{training_text(config, summary)}\n"
             f"## Evaluation\n\n{evaluation_text(summary.get('metrics'), summary.get('eval_split'))}\n"
-            "## Samples\n\nRows: label map | generated | real photo.\n\n![samples](sample.png)\n")
+            "## Samples\n\nRows: label map | generated | real photo.\n\n![samples](sample.png)\n\n" + ONNX_TEXT)
     (Path(folder) / "README.md").write_text(card)

@@ -6,7 +6,8 @@
 // otherwise ("auto") the browser, once the model is loaded and its first facade took at most FIRST_FACADE_MAX_MS
 // (a slow phone is better served by the server). Until then, and whenever the browser cannot run the model (no
 // WebAssembly, a model file that fails to load, ...), the server draws them, as it always has; the line under the
-// status line (#backend) says which is in use and why. `?ep=wasm` or `?ep=webgpu` forces ONNX Runtime's backend.
+// status line (#backend) says which is in use and why. `?ep=wasm` or `?ep=webgpu` forces ONNX Runtime's backend,
+// and `?threads=N` the number of WebAssembly threads (where the page is cross-origin isolated; else there is one).
 //
 // In browser mode the page's own events stay in the page: canvas.js hands strokes to canvasChanged() instead of
 // sending them, and the clicks and keys of Generate, New seed, the seed box, "Vary with the seed" and the
@@ -21,6 +22,7 @@ const NUM_VARIATIONS = 4;
 const params = new URLSearchParams(location.search);
 const ASKED = ["browser", "server"].includes(params.get("backend")) ? params.get("backend") : "auto";
 const EP = ["wasm", "webgpu"].includes(params.get("ep")) ? params.get("ep") : "auto";
+const THREADS = Number.parseInt(params.get("threads"), 10) || 0; // WebAssembly threads; 0: up to 4, as the CPU has
 const BASE = new URL(".", location.href);
 
 const state = {
@@ -31,6 +33,7 @@ const state = {
   modelMs: null, // from start() to the model ready, in ms
   downloaded: 0, // model bytes fetched (the runtime's own files are not counted here)
   runs: 0, // forwards run in the browser
+  shownAt: null, // when the newest facade drawn here was on the page, decoded (performance.now())
 };
 let session = null;
 let ort = null;
@@ -126,7 +129,8 @@ async function createSession(bytes) {
     }
   }
   ort = await import(`${runtime}ort.wasm.min.mjs`);
-  const threads = self.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
+  const most = Math.min(4, navigator.hardwareConcurrency || 1);
+  const threads = self.crossOriginIsolated ? Math.max(1, THREADS ? Math.min(THREADS, 16) : most) : 1;
   ort.env.wasm.wasmPaths = runtime;
   ort.env.wasm.numThreads = threads;
   session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
@@ -234,6 +238,8 @@ async function drawFacade() {
   const seconds = (performance.now() - start) / 1000;
   lastKey = key;
   showFacade(url, facadeName(seed, stochastic));
+  await $("#facade img")?.decode().catch(() => {});
+  state.shownAt = performance.now();
   const what = stochastic ? `Seed ${seed}` : "Variation off: the same facade for every seed";
   status(`${what} · drawn in your browser in ${seconds.toFixed(2)} s`);
   const facade = $("#facade");

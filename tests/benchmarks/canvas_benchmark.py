@@ -70,14 +70,15 @@ FIRST_VISIT_JS = """() => {
 class Painter:
     """One page, painting the way a person does."""
 
-    def __init__(self, page, index: int):
-        self.page, self.index = page, index
+    def __init__(self, page, index: int, query: str = ""):
+        self.page, self.index, self.query = page, index, query
         self.latencies: list[float] = []
         self.leave: list[float] = []
 
     async def open(self, url: str, backend: str) -> None:
+        self.backend = backend
         await self.page.add_init_script(INIT_JS)
-        await self.page.goto(f"{url}?backend={backend}")
+        await self.page.goto(f"{url}?backend={backend}{self.query}")
         await self.page.wait_for_function(READY_JS, timeout=120_000)
         if backend == "browser":
             await self.page.wait_for_function(
@@ -109,6 +110,9 @@ class Painter:
             await page.locator("#canvas .p2p-swatch").nth(2 + (k + self.index) % 9).click()
             shown = await page.evaluate("() => window.__shown.length")
             await self.stroke(0.1 + 0.8 * ((k + 7 * self.index) % 20) / 20, 8, 25)
+            if self.backend == "browser":
+                await self.browser_facade(k >= warmup)
+                continue
             await page.wait_for_function(
                 f"() => window.__shown.length > {shown} && "
                 "window.__shown[window.__shown.length - 1] > window.__up[window.__up.length - 1]", timeout=60_000)
@@ -118,6 +122,16 @@ class Painter:
             if k >= warmup:
                 self.latencies.append(await page.evaluate("() => window.__shown[window.__shown.length - 1]") - up)
                 self.leave.append(after[0] if after else float("nan"))
+
+    async def browser_facade(self, counted: bool) -> None:
+        """Browser mode: until the page has drawn the final canvas. A stroke whose last live facade was already
+        that canvas's needs none after mouse-up: it counts 0 ms."""
+        await self.page.wait_for_function("() => window.p2pLocal.idle()", timeout=60_000)
+        up = await self.page.evaluate("() => window.__up[window.__up.length - 1]")
+        shown = await self.page.evaluate("() => window.p2pLocal.state.shownAt")
+        if counted:
+            self.latencies.append(max(0.0, shown - up))
+            self.leave.append(float("nan"))
 
     async def long_stroke(self) -> tuple[float, int]:
         """A 2-second stroke: (its length in ms, new facades shown while the button was down)."""
@@ -129,7 +143,8 @@ class Painter:
         return up - down, during
 
 
-async def measure(url: str, pages: int, strokes: int, screenshot: str | None = None, backend: str = "server") -> dict:
+async def measure(url: str, pages: int, strokes: int, screenshot: str | None = None, backend: str = "server",
+                  query: str = "") -> dict:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -138,7 +153,7 @@ async def measure(url: str, pages: int, strokes: int, screenshot: str | None = N
             painters = []
             for i in range(pages):
                 context = await browser.new_context(viewport={"width": 1280, "height": 1000})
-                painters.append(Painter(await context.new_page(), i))
+                painters.append(Painter(await context.new_page(), i, query))
             await asyncio.gather(*(painter.open(url, backend) for painter in painters))
             await asyncio.gather(*(painter.paint(strokes) for painter in painters))
             result = {"pages": pages, "backend": backend, "latencies": [t for q in painters for t in q.latencies],
@@ -163,6 +178,11 @@ def summary(r: dict, strokes: int) -> str:
     lines = [f"{r['backend']} mode, {who}, {strokes} strokes of ~200 ms each ({len(lat)} in all):",
              f"  mouse-up -> new facade shown: median {statistics.median(lat):.0f} ms, p95 {q[18]:.0f} ms, "
              f"min {min(lat):.0f}, max {max(lat):.0f}"]
+    if r["backend"] == "browser":
+        drawn = [t for t in lat if t > 0]
+        lines.append(f"  {len(drawn)} of {len(lat)} strokes needed a facade after mouse-up (the others' last live "
+                     f"facade was the final canvas's: 0 ms); theirs: median "
+                     f"{statistics.median(drawn) if drawn else float('nan'):.0f} ms")
     if leave:
         lines.append(f"  mouse-up -> request leaves:   median {statistics.median(leave):.0f} ms, "
                      f"max {max(leave):.0f} ms")
@@ -174,8 +194,8 @@ def summary(r: dict, strokes: int) -> str:
                      f"{visit['browserMode'] / 1e6:.1f} MB of it browser mode's (runtime + model); "
                      "model ready "
                      f"{visit['modelMs'] / 1000:.1f} s after the page started it, "
-                     "first browser facade "
-                     f"{visit['firstMs']:.0f} ms later; page opened -> that facade {visit['firstFacadeAt'] / 1000:.1f} s")
+                     f"first browser facade {visit['firstMs']:.0f} ms later; "
+                     f"page opened -> that facade {visit['firstFacadeAt'] / 1000:.1f} s")
     if "during" in r:
         lines.append(f"  a {r['long_ms'] / 1000:.1f} s stroke: {r['during']} new facades shown while the button "
                      "was down")
@@ -191,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--screenshot", metavar="PNG", help="also save the 1-page run's page there at the end")
     p.add_argument("--backend", nargs="+", choices=["server", "browser"], default=["server", "browser"],
                    help="who draws the facades, one run each (default: server browser)")
+    p.add_argument("--query", default="", help="more of the page's address, e.g. '&threads=1' (browser mode's "
+                   "WebAssembly threads)")
     args = p.parse_args(argv)
     extra = ["--threads", str(args.threads)] if args.threads else []
     print(f"headless Chromium 1280x1000 against `python app.py` ({os.cpu_count()} CPUs, shared), "
@@ -199,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         for pages in args.pages:
             with app_process(args.weights, "cpu", *extra) as (url, _):  # a fresh server for each run
                 shot = args.screenshot if pages == 1 and backend == args.backend[0] else None
-                r = asyncio.run(measure(url, pages, args.strokes, shot, backend))
+                r = asyncio.run(measure(url, pages, args.strokes, shot, backend, args.query))
             print(summary(r, args.strokes), flush=True)
 
 
