@@ -266,9 +266,9 @@ ONNX_TEXT = """## ONNX
 
 No ONNX file is stored beside the weights (27 MB more per model, in git history for good);
 `python -m pix2pix.export --weights <this folder> --out model.onnx` writes one: the generator with its dropout
-masks and latent code as inputs and its weights in fp16, cast to fp32 in the graph. The app builds the same file once and
-caches it (`~/.cache/facade-pix2pix/onnx/`, named by a hash of the weights), to draw facades in visitors'
-browsers and, where ONNX Runtime is timed faster than torch, on the server.
+masks and latent code as inputs and its weights in fp16, cast to fp32 in the graph. The app builds the same
+file once and caches it (`~/.cache/facade-pix2pix/onnx/`, named by a hash of the weights), to draw facades in
+visitors' browsers and, where ONNX Runtime is timed faster than torch, on the server.
 """
 
 
