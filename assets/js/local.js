@@ -22,7 +22,7 @@ const NUM_VARIATIONS = 4;
 const params = new URLSearchParams(location.search);
 const ASKED = ["browser", "server"].includes(params.get("backend")) ? params.get("backend") : "auto";
 const EP = ["wasm", "webgpu"].includes(params.get("ep")) ? params.get("ep") : "auto";
-const THREADS = Number.parseInt(params.get("threads"), 10) || 0; // WebAssembly threads; 0: up to 4, as the CPU has
+const THREADS = Number.parseInt(params.get("threads"), 10) || 0; // WebAssembly threads; 0: the default below
 const BASE = new URL(".", location.href);
 
 const state = {
@@ -129,7 +129,10 @@ async function createSession(bytes) {
     }
   }
   ort = await import(`${runtime}ort.wasm.min.mjs`);
-  const most = Math.min(4, navigator.hardwareConcurrency || 1);
+  // All cores but one, at most 4: the page's own thread (the canvas, the pictures) keeps a core, as the server
+  // keeps one for its Python (webapp/serving.py). Measured on 2 cores: 4 pages of 2 threads each took 7x as long
+  // per facade as 4 pages of 1 (the threads wait for each other while others hold the cores; docs/browser.md).
+  const most = Math.min(4, Math.max(1, (navigator.hardwareConcurrency || 1) - 1));
   const threads = self.crossOriginIsolated ? Math.max(1, THREADS ? Math.min(THREADS, 16) : most) : 1;
   ort.env.wasm.wasmPaths = runtime;
   ort.env.wasm.numThreads = threads;

@@ -5,7 +5,8 @@
 
 Starts `python app.py` on 127.0.0.1 (as a user would), opens it in Debian's /usr/bin/chromium, and on a
 1280x800 desktop clicks "4 variations" on the first example and waits for the four facades (the picture is the
-first screen: everything is on it); on a 390x844 phone (touch) it waits for the first facade. Each is saved
+first screen: everything is on it); on a 390x844 phone (touch) it waits for the first facade. Both in the page's
+default mode: drawn in the browser where it can, once it has decided (docs/browser.md). Each is saved
 once everything on it has loaded.
 """
 
@@ -22,6 +23,9 @@ CHROMIUM = "/usr/bin/chromium"
 READY_JS = ("() => { const c = document.querySelector('#canvas canvas');"
             " const i = document.querySelector('#facade img');"
             " return c && c.p2p && i && i.complete && i.naturalWidth > 0; }")
+#: The page has settled on who draws the facades (browser mode started, or the server with its note).
+DECIDED_JS = ("() => window.p2pLocal && (window.p2pLocal.active || (document.body.dataset.backend === 'server'"
+              " && document.querySelector('#backend')))")
 VARIATIONS_JS = ("() => { const t = Array.from(document.querySelectorAll('#variations img'));"
                  " return t.length === 4 && t.every(i => i.complete && i.naturalWidth > 0); }")
 
@@ -36,6 +40,7 @@ def shoot(url: str, out: Path) -> list[Path]:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(url)
             page.wait_for_function(READY_JS, timeout=120_000)
+            page.wait_for_function(DECIDED_JS, timeout=300_000)
             page.locator("#variations-btn").click()
             page.wait_for_function(VARIATIONS_JS, timeout=120_000)
             page.mouse.move(0, 0)  # no hover state in the picture
@@ -46,6 +51,8 @@ def shoot(url: str, out: Path) -> list[Path]:
                                     device_scale_factor=2)
             page.goto(url)
             page.wait_for_function(READY_JS, timeout=120_000)
+            page.wait_for_function(DECIDED_JS, timeout=300_000)
+            page.wait_for_function("() => !window.p2pLocal.active || window.p2pLocal.idle()", timeout=60_000)
             page.screenshot(path=str(phone))
         finally:
             browser.close()
