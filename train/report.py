@@ -179,6 +179,12 @@ def evaluation_text(metrics: dict | None, split: str | None) -> str:
     if "diversity" in metrics:
         rows.append((f"seed diversity (grey levels at 32x32, {metrics.get('diversity_maps', 30)} maps x 4 seeds)",
                      f"{metrics['diversity']:.1f}"))
+    if "fidelity" in metrics:
+        under = metrics["fidelity_under"]
+        rows.append((f"layout fidelity (`train.fidelity`, seeds 0..{len(metrics['fidelity_seeds']) - 1} on "
+                     f"{metrics['fidelity_maps']} maps, relative to the real photos), median / worst seed",
+                     f"{metrics['fidelity']:.3f} / {metrics['fidelity_worst']:.3f} (seed "
+                     f"{metrics['fidelity_worst_seed']}); {len(under)} seeds under 0.90"))
     rows += [("L1 (0-1 scale)", f"{metrics['l1']:.4f}"), ("PSNR", f"{metrics['psnr']:.2f} dB"),
              ("SSIM", f"{metrics['ssim']:.4f}")]
     if sets > 1 and "fid" in metrics:
@@ -196,8 +202,15 @@ def evaluation_text(metrics: dict | None, split: str | None) -> str:
 def recipe_rows(c: dict, summary: dict) -> list[tuple[str, str]]:
     """The card's recipe table: what was trained, how, and the commands that train it again."""
     size = c["image_size"]
-    code = f", a latent code of {c['nz']} numbers at every encoder block (drawn from the seed)" if c.get("nz") else ""
+    where = {"encoder": "every encoder block", "bottleneck": "the innermost encoder block",
+             "decoder": "every decoder block"}[c.get("code_at", "encoder")]
+    code = f", a latent code of {c['nz']} numbers at {where} (drawn from the seed)" if c.get("nz") else ""
     ms = f" + {c['lambda_ms']:g} x mode seeking (MSGAN)" if c.get("lambda_ms") else ""
+    ms += f" + {c['lambda_fm']:g} x feature matching (pix2pixHD)" if c.get("lambda_fm") else ""
+    ms += f"; the discriminator sees DiffAugment ({c['diffaug']})" if c.get("diffaug") else ""
+    ms += (f"; training codes scaled by U(1/{c['code_scale_max']:g}, {c['code_scale_max']:g})"
+           if c.get("code_scale_max", 1) > 1 else "")
+    up = ", nearest upsampling + 3x3 convolutions in the decoder" if c.get("upsample") == "resize" else ""
     ema = (f"decay {c['ema']:g} (warm-up min(decay, (1+n)/(10+n))); the exported weights are the average"
            if c.get("ema") else "none (the last weights are exported)")
     init = (f"the generator of an earlier model (`--init-from {Path(c['init_from']).name}`), trained on from there; "
@@ -215,7 +228,7 @@ def recipe_rows(c: dict, summary: dict) -> list[tuple[str, str]]:
                  "epochs (`--epochs`, `--epochs-decay`) repeats step for step")
     return [
         ("generator", f"U-Net {size}x{size} ({size.bit_length() - 1} down-samplings), ngf {c['ngf']}, instance norm, "
-                      f"dropout 0.5{code}"),
+                      f"dropout 0.5{code}{up}"),
         ("discriminator", f"PatchGAN, {c['n_layers_d']} layers, ndf {c['ndf']}"),
         ("loss", f"GAN (BCE with logits) + {c['lambda_l1']:g} x L1{ms}; discriminator loss halved"),
         ("initialisation", init), ("EMA", ema),

@@ -20,9 +20,10 @@ from torch.optim.swa_utils import AveragedModel
 from pix2pix import PatchDiscriminator, UnetGenerator
 from pix2pix.speed import TRAINING_BF16_MIN_SPEEDUP, best_of, cpu_has_bf16, pick, timed_once
 
+from .augment import augment, parse_policy
 from .config import TrainConfig
 
-LOSS_NAMES = ("g_gan", "g_l1", "g_ms", "d_real", "d_fake")
+LOSS_NAMES = ("g_gan", "g_l1", "g_ms", "d_real", "d_fake", "g_fm")
 #: Keeps the mode-seeking term finite when two codes give the same image (MSGAN's value).
 MS_EPS = 1e-5
 
@@ -41,10 +42,22 @@ class Objective:
     lambda_l1: float = 100.0
     lambda_ms: float = 0.0
     nz: int = 0
+    code_scale_max: float = 1.0
+    lambda_fm: float = 0.0
+    diffaug: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> Objective:
-        return cls(cfg.lambda_l1, cfg.lambda_ms, cfg.nz)
+        return cls(cfg.lambda_l1, cfg.lambda_ms, cfg.nz, cfg.code_scale_max, cfg.lambda_fm, parse_policy(cfg.diffaug))
+
+    def draw_codes(self, n: int, device: torch.device) -> torch.Tensor:
+        """``n`` training codes: N(0, 1), each scaled by a factor uniform in [1/M, M] when ``code_scale_max`` M > 1
+        (codes of large norm, which some seeds draw at inference, then get trained too)."""
+        z = torch.randn(n, self.nz, device=device)
+        if self.code_scale_max > 1:
+            lo, hi = 1.0 / self.code_scale_max, self.code_scale_max
+            z = z * (lo + (hi - lo) * torch.rand(n, 1, device=device))
+        return z
 
     @property
     def copies(self) -> int:
@@ -122,6 +135,7 @@ class Networks:
     G_train: torch.nn.Module | None = None
     D_train: torch.nn.Module | None = None
     D_for_g: torch.nn.Module | None = None
+    last_d: tuple[torch.Tensor, torch.Tensor] | None = None  # (d_real, d_fake) of the last discriminator step
 
     def __post_init__(self):
         self.G_train = self.G if self.G_train is None else self.G_train
@@ -168,7 +182,7 @@ def make_networks(cfg: TrainConfig, device: torch.device, precision: str = "fp32
     is_cuda = device.type == "cuda"
     channels_last = cfg.channels_last and is_cuda
     torch.manual_seed(seed)
-    G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs, nz=cfg.nz).to(device)
+    G = UnetGenerator(**cfg.generator_kwargs).to(device)
     D = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d).to(device)
     if channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
@@ -179,47 +193,73 @@ def make_networks(cfg: TrainConfig, device: torch.device, precision: str = "fp32
 
 # ----------------------------------------------------------------------------------------------- step
 def train_step(nets: Networks, x: torch.Tensor, y: torch.Tensor, train_g: bool = True) -> torch.Tensor:
-    """One pix2pix step on ``nets``. Returns (g_gan, g_l1, g_ms, d_real, d_fake) as a detached tensor.
+    """One pix2pix step on ``nets``. Returns ``LOSS_NAMES``' values as a detached tensor.
 
     ``train_g=False`` updates the discriminator alone (``--d-warmup``): the generator's losses are still
     measured, but nothing of it (nor its EMA) moves.
 
     The discriminator sees (fake, real) in one batched call (exact per sample: instance norm); the
     generator's step calls it without DDP (``D_for_g``) with its parameters frozen. The latent codes (when
-    the generator has them) and dropout come from the global RNG, whose state is checkpointed.
+    the generator has them), dropout and the discriminator's augmentation come from the global RNG, whose
+    state is checkpointed.
     """
-    G, D, D_for_g, opt_g, opt_d = nets.G_train, nets.D_train, nets.D_for_g, nets.opt_g, nets.opt_d
-    objective, autocast, ema = nets.objective, nets.autocast, nets.ema
+    G, objective, autocast = nets.G_train, nets.objective, nets.autocast
     z = None
     if objective.copies == 2:
         x, y = torch.cat([x, x]), torch.cat([y, y])
     if objective.nz:
-        z = torch.randn(x.shape[0], objective.nz, device=x.device)
+        z = objective.draw_codes(x.shape[0], x.device)
     with autocast(), torch.set_grad_enabled(train_g):  # a warm-up step needs no graph through G
         fake = G(x, z=z) if z is not None else G(x)
-    # Discriminator: 0.5 * (BCE(D(x, fake), 0) + BCE(D(x, real), 1))
+    fake_logits = discriminator_step(nets, x, fake.detach(), y)
+    if not train_g:
+        with torch.no_grad():
+            g_gan = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+            g_l1 = F.l1_loss(fake.float(), y.float())
+        zero = torch.zeros_like(g_l1)
+        return torch.stack([g_gan, g_l1, zero, nets.last_d[0], nets.last_d[1], zero]).detach()
+    return generator_step(nets, x, fake, y, z)
+
+
+def discriminator_step(nets: Networks, x: torch.Tensor, fake: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """0.5 * (BCE(D(x, fake), 0) + BCE(D(x, real), 1)), one Adam step; returns the fake logits (detached) and
+    keeps (d_real, d_fake) in ``nets.last_d``."""
+    D, opt_d = nets.D_train, nets.opt_d
     D.requires_grad_(True)
     opt_d.zero_grad(set_to_none=True)
-    with autocast():
-        logits = D(torch.cat([x, x]), torch.cat([fake.detach(), y])).float()
+    xa, fa, ya = augment(nets.objective.diffaug, x, fake, y)
+    with nets.autocast():
+        logits = D(torch.cat([xa, xa]), torch.cat([fa, ya])).float()
     fake_logits, real_logits = logits.chunk(2)
     d_fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
     d_real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
     (0.5 * (d_fake + d_real)).backward()
     opt_d.step()
-    if not train_g:
-        with torch.no_grad():
-            g_gan = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
-            g_l1 = F.l1_loss(fake.float(), y.float())
-        return torch.stack([g_gan, g_l1, torch.zeros_like(g_l1), d_real, d_fake]).detach()
-    # Generator: BCE(D(x, fake), 1) + lambda_l1 * L1(fake, real) + lambda_ms * mode seeking
+    nets.last_d = (d_real.detach(), d_fake.detach())
+    return fake_logits.detach()
+
+
+def generator_step(nets: Networks, x: torch.Tensor, fake: torch.Tensor, y: torch.Tensor,
+                   z: torch.Tensor | None) -> torch.Tensor:
+    """BCE(D(x, fake), 1) + lambda_l1 * L1(fake, real) + lambda_ms * mode seeking + lambda_fm * feature
+    matching, one Adam step, then the EMA. Returns ``LOSS_NAMES``' values."""
+    D, objective, opt_g = nets.D_train, nets.objective, nets.opt_g
     D.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
-    with autocast():
-        logits = D_for_g(x, fake).float()
+    xa, fa, ya = augment(objective.diffaug, x, fake, y)
+    g_fm = torch.zeros((), device=x.device)
+    with nets.autocast():
+        if objective.lambda_fm:
+            logits, fake_feats = nets.D_for_g(xa, fa, features=True)
+            with torch.no_grad():
+                _, real_feats = nets.D_for_g(xa, ya, features=True)
+            g_fm = sum(F.l1_loss(f.float(), r.float()) for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
+        else:
+            logits = nets.D_for_g(xa, fa)
+    logits = logits.float()
     g_gan = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
     g_l1 = F.l1_loss(fake.float(), y.float())
-    loss = g_gan + objective.lambda_l1 * g_l1
+    loss = g_gan + objective.lambda_l1 * g_l1 + objective.lambda_fm * g_fm
     g_ms = torch.zeros((), device=x.device)
     if objective.copies == 2:
         f1, f2 = fake.float().chunk(2)
@@ -228,9 +268,9 @@ def train_step(nets: Networks, x: torch.Tensor, y: torch.Tensor, train_g: bool =
         loss = loss + objective.lambda_ms * g_ms
     loss.backward()
     opt_g.step()
-    if ema is not None:
-        ema.update_parameters(unwrap(G))
-    return torch.stack([g_gan, g_l1, g_ms, d_real, d_fake]).detach()
+    if nets.ema is not None:
+        nets.ema.update_parameters(unwrap(nets.G_train))
+    return torch.stack([g_gan, g_l1, g_ms, nets.last_d[0], nets.last_d[1], g_fm]).detach()
 
 
 # ----------------------------------------------------------------------------------------------- precision
@@ -250,7 +290,7 @@ def time_precisions(cfg: TrainConfig, device: torch.device, rounds: int = 2) -> 
     """
     if device.type == "cpu" and not cpu_has_bf16():
         return {"fp32": 1.0, "bf16": float("inf")}
-    key = ("training", cfg.ngf, cfg.num_downs, cfg.nz, cfg.ndf, cfg.n_layers_d, cfg.batch_size, cfg.image_size,
+    key = ("training", *cfg.generator_kwargs.values(), cfg.ndf, cfg.n_layers_d, cfg.batch_size, cfg.image_size,
            Objective.of(cfg).copies, str(device), torch.get_num_threads(), rounds)
     return timed_once(key, lambda: _time_steps(cfg, device, rounds))
 
@@ -259,7 +299,7 @@ def _time_steps(cfg: TrainConfig, device: torch.device, rounds: int) -> dict[str
     objective = Objective.of(cfg)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
-        G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs, nz=cfg.nz).to(device)
+        G = UnetGenerator(**cfg.generator_kwargs).to(device)
         D = PatchDiscriminator(ndf=cfg.ndf, n_layers=cfg.n_layers_d).to(device)
         x = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size, device=device) * 2 - 1
         y = torch.rand_like(x) * 2 - 1

@@ -131,6 +131,11 @@ def setup(cfg: TrainConfig, ctx: Dist, started: float) -> Run:
         f"{cfg.lr:g}{f' (discriminator {cfg.lr_d:g})' if cfg.lr_d is not None else ''}, "
         f"{precision} ({why}), on {ctx.device} (recipe {cfg.recipe})")
     say(f"loss: GAN + {cfg.lambda_l1:g} x L1" + (f" + {cfg.lambda_ms:g} x mode seeking" if cfg.lambda_ms else "")
+        + (f" + {cfg.lambda_fm:g} x feature matching" if cfg.lambda_fm else "")
+        + (f"; codes scaled by U(1/{cfg.code_scale_max:g}, {cfg.code_scale_max:g})" if cfg.code_scale_max > 1 else "")
+        + (f"; the discriminator sees DiffAugment ({cfg.diffaug})" if cfg.diffaug else "")
+        + (f"; code at the {cfg.code_at}" if cfg.code_at != "encoder" else "")
+        + ("; resize-convolution decoder" if cfg.upsample != "transpose" else "")
         + (f"; EMA of the generator, decay {cfg.ema:g}" if nets.ema else "")
         + (f"; the first {cfg.d_warmup} steps train the discriminator alone" if cfg.d_warmup else ""))
     torch.manual_seed(cfg.seed + ctx.rank)
@@ -387,7 +392,8 @@ class Progress:
         self.bar.update(1)
         if state.global_step % 10 == 0 or n_steps == 1:
             self.bar.set_postfix({k: f"{v:.3f}" for k, v in zip(LOSS_NAMES, losses.tolist(), strict=True)
-                                  if k != "g_ms" or run.nets.objective.lambda_ms}, refresh=False)
+                                  if (k != "g_ms" or run.nets.objective.lambda_ms)
+                                  and (k != "g_fm" or run.nets.objective.lambda_fm)}, refresh=False)
         if run.dist.master and state.global_step % run.cfg.log_every == 0:
             run.metrics.write({"type": "step", "epoch": state.epoch + 1, "step": state.global_step,
                                **dict(zip(LOSS_NAMES, losses.tolist(), strict=True)), "lr": lr})
@@ -446,6 +452,10 @@ def finish(run: Run) -> None:
         if result.get("fid_note"):
             print(f"FID and KID skipped: {result['fid_note']}")
         print(f"{data.eval_split}: {summary_line(result)}")
+        if "fidelity" in result:
+            from .fidelity import fidelity_line
+
+            print(f"{data.eval_split}: {fidelity_line(result)}")
         write_index(run.run_dir, run.metrics.read(), cfg.to_dict(), state.total_epochs, evaluation=result,
                     split=data.eval_split)
         print(f"{data.eval_split}: L1 {result['l1']:.4f}  PSNR {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f} "
@@ -469,7 +479,7 @@ def export(run: Run) -> tuple[Path, UnetGenerator]:
     """``export/``: the generator in fp32 on the CPU (``save_pretrained``) and the last sample grid. Returns the
     folder and the exported generator."""
     cfg, export_dir = run.cfg, run.run_dir / "export"
-    G = UnetGenerator(ngf=cfg.ngf, num_downs=cfg.num_downs, nz=cfg.nz)
+    G = UnetGenerator(**cfg.generator_kwargs)
     G.load_state_dict({k: v.detach().float().cpu().contiguous() for k, v in run.nets.G_eval.state_dict().items()})
     G.eval().save_pretrained(export_dir)
     grids = sorted((run.run_dir / "samples").glob("epoch_*.png"))

@@ -1,0 +1,102 @@
+"""The recipe options the ablations of docs/results.md compare: DiffAugment for the discriminator, feature
+matching, codes of large norm, where the code enters the U-Net and the resize-convolution decoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from pix2pix import PatchDiscriminator, Pix2Pix, UnetGenerator
+from pix2pix.export import export_onnx
+from pix2pix.fast import optimize_for_inference
+from train.augment import augment, parse_policy
+from train.config import parse_args
+from train.step import LOSS_NAMES, Objective, make_networks, train_step
+
+ALL = ("translation", "cutout", "color")
+
+
+def test_geometry_moves_the_label_map_and_the_photos_together():
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    la, fa, ra = augment(("translation", "cutout"), x, x.clone(), x.clone())
+    assert torch.equal(la, fa) and torch.equal(fa, ra)  # the same shift and cutout for every image of a sample
+    assert not torch.equal(la, x)
+    assert (la == 0).flatten(1).float().mean(1).min() > 0.1  # every sample lost a square (or a border) to zeros
+
+
+def test_colour_changes_the_photos_only_and_the_same_way():
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    la, fa, ra = augment(("color",), x, x.clone(), x.clone())
+    assert torch.equal(la, x) and torch.equal(fa, ra) and not torch.equal(fa, x)
+
+
+def test_no_policy_is_the_identity_and_unknown_names_are_refused():
+    x = torch.rand(2, 3, 8, 8)
+    assert augment((), x, x)[1] is x
+    assert parse_policy(" translation, cutout,") == ("translation", "cutout")
+    with pytest.raises(SystemExit, match="unknown flip"):
+        parse_args(["--diffaug", "translation,flip"])
+    with pytest.raises(SystemExit, match="code-scale-max"):
+        parse_args(["--code-scale-max", "0.5"])
+
+
+def test_codes_of_large_norm_are_drawn_when_asked():
+    torch.manual_seed(0)
+    plain = Objective(nz=8).draw_codes(4000, torch.device("cpu")).norm(dim=1)
+    torch.manual_seed(0)
+    wide = Objective(nz=8, code_scale_max=1.6).draw_codes(4000, torch.device("cpu")).norm(dim=1)
+    assert (wide > 4.4).float().mean() > 3 * (plain > 4.4).float().mean()  # seed 7's |z| = 4.37
+    assert (wide < 1.5).float().mean() > 1.5 * (plain < 1.5).float().mean()
+
+
+def test_the_discriminator_gives_its_features_for_matching():
+    D = PatchDiscriminator(ndf=8)
+    x, y = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    logits, feats = D(x, y, features=True)
+    assert torch.equal(logits, D(x, y)) and len(feats) == 4
+    assert [f.shape[1] for f in feats] == [8, 16, 32, 64]
+
+
+@pytest.mark.parametrize("flags", [
+    ["--lambda-fm", "10", "--diffaug", "translation,cutout,color", "--code-scale-max", "1.6"],
+    ["--code-at", "bottleneck", "--upsample", "resize"],
+    ["--code-at", "decoder"],
+])
+def test_a_step_with_the_options_trains_both_networks(flags):
+    cfg = parse_args(["--recipe", "cpu", "--image-size", "64", "--ngf", "8", "--ndf", "8", "--no-compile", *flags])
+    nets = make_networks(cfg, torch.device("cpu"), "fp32", seed=0)
+    g0 = [p.detach().clone() for p in nets.G.parameters()]
+    d0 = [p.detach().clone() for p in nets.D.parameters()]
+    torch.manual_seed(0)
+    x, y = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    losses = dict(zip(LOSS_NAMES, train_step(nets, x, y).tolist()))
+    assert all(np.isfinite(v) for v in losses.values())
+    assert (losses["g_fm"] > 0) == ("--lambda-fm" in flags)
+    assert any(not torch.equal(a, b) for a, b in zip(g0, nets.G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, nets.D.parameters()))
+
+
+@pytest.mark.parametrize("code_at,upsample", [("bottleneck", "transpose"), ("decoder", "resize"),
+                                              ("encoder", "resize")])
+def test_every_generator_variant_exports_and_takes_the_fast_path(tmp_path, code_at, upsample):
+    torch.manual_seed(0)
+    G = UnetGenerator(ngf=8, nz=8, code_at=code_at, upsample=upsample).eval()
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    masks, z = G.sample_noise([3, 7], 256)
+    with torch.inference_mode():
+        expected = G(x, masks=masks, z=z)
+        fast = optimize_for_inference(G)(x, masks=masks, z=z)
+    assert (fast - expected).abs().max() < 1e-4
+    # fp32 weights: the graph itself (fp16 storage, which moves a facade by ~1e-3, is test_export's subject)
+    session = ort.InferenceSession(export_onnx(G, fp16_weights=False), providers=["CPUExecutionProvider"])
+    feed = {"labels": x.numpy(), **{f"mask{k}": m.numpy() for k, m in enumerate(masks)}, "code": z.numpy()}
+    assert np.abs(session.run(["facade"], feed)[0] - expected.numpy()).max() <= 1e-4
+    other = G(x[:1], seeds=[8])
+    assert (G(x[:1], seeds=[7]) - other).abs().mean() > 1e-3  # the code still reaches the facade
+    G.save_pretrained(tmp_path / "w")
+    loaded = Pix2Pix.load(tmp_path / "w", device="cpu", precision="fp32").generator
+    assert (loaded.code_at, loaded.upsample) == (code_at, upsample)
