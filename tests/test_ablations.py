@@ -100,3 +100,14 @@ def test_every_generator_variant_exports_and_takes_the_fast_path(tmp_path, code_
     G.save_pretrained(tmp_path / "w")
     loaded = Pix2Pix.load(tmp_path / "w", device="cpu", precision="fp32").generator
     assert (loaded.code_at, loaded.upsample) == (code_at, upsample)
+
+
+def test_the_benchmark_times_each_ablation_against_the_recipe(capsys):
+    from train.benchmark import compare_steps
+
+    seconds = compare_steps(["--lambda-fm 10", "--upsample resize"], rounds=1, device="cpu",
+                            base_flags=("--image-size", "64", "--ngf", "8", "--ndf", "8", "--precision", "fp32"))
+    assert list(seconds) == ["cpu recipe", "--lambda-fm 10", "--upsample resize"]
+    assert all(0 < t < float("inf") for t in seconds.values())
+    out = capsys.readouterr().out
+    assert "1.00x the cpu recipe" in out and "--lambda-fm 10" in out

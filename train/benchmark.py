@@ -12,6 +12,11 @@ batch to batch, loading included, after their warm-up (compilation). The ratio a
 is timed on the subset and the column is still for every pair of the split) are printed. On CUDA the fast
 side also uses bf16, channels_last and fused Adam. "images/s" counts images through the networks: with the
 mode-seeking term each label map goes through twice (two codes), and "maps/s" counts the label maps.
+
+``--compare FLAGS`` (repeatable) instead times the cpu recipe against itself with ``FLAGS`` added (an ablation's
+options, e.g. ``--compare "--lambda-fm 10"``): eager steps on a fixed batch, every variant in the baseline's
+precision, interleaved rounds, the best of each (robust to a busy machine), printed as seconds per step and as a
+ratio to the baseline. That ratio is each ablation row's cost per step in docs/results.md.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import torch
 
 from pix2pix import resolve_device
 from pix2pix.device import keep_freed_memory
+from pix2pix.speed import best_of
 
-from .config import RECIPES, TrainConfig, add_options
+from .config import RECIPES, TrainConfig, add_options, parse_args
 from .data import EpochSampler, PairedDataset, check_pairs, find_pairs, make_batches, split_folder
 from .step import choose_precision, make_networks, train_step
 
@@ -130,6 +136,31 @@ def run_benchmark(base: TrainConfig, steps: int, epochs: int = 200) -> list[dict
     return rows
 
 
+def compare_steps(variants: list[str], rounds: int = 5, device: str = "auto",
+                  base_flags: tuple[str, ...] = ()) -> dict[str, float]:
+    """Seconds per training step of the cpu recipe (plus ``base_flags``) and of each ``variants`` (flags added to
+    it), timed as the module's docstring says. Returns {label: seconds}, the baseline first."""
+    dev = resolve_device(device)
+    common = ["--recipe", "cpu", "--no-compile", *base_flags]
+    base = parse_args(common)
+    precision, why = choose_precision(base, dev)
+    flags = {"cpu recipe": []} | {v: v.split() for v in variants}
+    runs = {}
+    torch.manual_seed(0)
+    x = torch.rand(base.batch_size, 3, base.image_size, base.image_size, device=dev) * 2 - 1
+    y = torch.rand_like(x) * 2 - 1
+    for label, extra in flags.items():
+        nets = make_networks(parse_args([*common, *extra]), dev, precision, seed=0)
+        runs[label] = lambda nets=nets: train_step(nets, x, y)
+    print(f"step cost on {dev} ({torch.get_num_threads()} threads), {precision} ({why}); best of {rounds} "
+          f"interleaved rounds, eager", flush=True)
+    seconds = best_of(runs, rounds, torch.cuda.synchronize if dev.type == "cuda" else (lambda: None))
+    width = max(map(len, seconds))
+    for label, t in seconds.items():
+        print(f"{label:<{width}}  {t:7.3f} s/step  {t / seconds['cpu recipe']:.2f}x the cpu recipe")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="python -m train.benchmark", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -137,9 +168,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--steps", type=int, default=20, help="timed steps per setting, after the warm-up")
     parser.add_argument("--epochs", type=int, default=200, help="epochs for the wall-time estimate")
     parser.add_argument("--benchmark", action="store_true", help=argparse.SUPPRESS)  # python -m train --benchmark
+    parser.add_argument("--compare", action="append", default=[], metavar="FLAGS",
+                        help="time the cpu recipe with FLAGS added against the cpu recipe (repeatable; no data "
+                             "needed): each ablation's cost per step as a ratio")
+    parser.add_argument("--rounds", type=int, default=5, help="--compare: interleaved timing rounds")
     args = vars(parser.parse_args(argv))
     steps, epochs = args.pop("steps"), args.pop("epochs")
     args.pop("benchmark")
+    compare, rounds = args.pop("compare"), args.pop("rounds")
+    if compare:
+        return [compare_steps(compare, rounds, args["device"])]
     if steps < 1:
         parser.error("--steps must be at least 1")
     return run_benchmark(TrainConfig(**args).check(), steps, epochs)
