@@ -61,22 +61,47 @@ def load_generator(weights: str | os.PathLike) -> UnetGenerator:
 
 
 def _from_pretrained(model_id: str, weights_file: Path | None) -> UnetGenerator:
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError
 
     where = str(weights_file) if weights_file is not None else f"Hub repo {model_id}"
     try:
         return UnetGenerator.from_pretrained(model_id)
-    except (RepositoryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
+    except (HfHubHTTPError, OSError) as e:
         if weights_file is not None and isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
             raise ValueError(f"{where}: cannot read the weights ({e})") from None
-        raise FileNotFoundError(
-            f"{where}: could not get the weights ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
-            "Check the repo id and your connection, or pass a local folder."
-        ) from None
+        if weights_file is None:
+            raise FileNotFoundError(f"{where}: {_hub_problem(e)}") from None
+        raise FileNotFoundError(f"{where}: could not get the weights ({type(e).__name__}: {_first_line(e)})") from None
     except Exception as e:  # safetensors' own errors, shape mismatches, bad config.json
-        raise ValueError(
-            f"{where}: corrupt or mismatched weights ({type(e).__name__}: {str(e).splitlines()[0][:300]})"
-        ) from None
+        raise ValueError(f"{where}: corrupt or mismatched weights ({type(e).__name__}: {_first_line(e)})") from None
+
+
+def _hub_problem(error: Exception) -> str:
+    """What went wrong getting a repo's weights from the Hub, and what to do, in one sentence."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    hub = constants.ENDPOINT
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if isinstance(error, RepositoryNotFoundError):
+        return (f"no such model repo on {hub} (or it is private: set HF_TOKEN or run `hf auth login`). "
+                "Check the repo id, or pass a local folder.")
+    if status in (401, 403):
+        return (f"the Hub at {hub} refused the token (HTTP {status}). Check HF_TOKEN (or `hf auth login`); a "
+                "public repo needs none.")
+    if isinstance(error, LocalEntryNotFoundError):
+        return (f"cannot reach the Hub at {hub}, and the weights are not in the local cache. Check the connection "
+                "(or HF_ENDPOINT, HF_HUB_OFFLINE), or pass a local folder.")
+    if status == 404:
+        return (f"the repo has no {CONFIG_NAME} and {WEIGHTS_NAME} (not a folder saved by save_pretrained or "
+                "pushed by python -m train --push-to-hub).")
+    if isinstance(error, HfHubHTTPError):
+        return f"the Hub at {hub} answered HTTP {status} ({_first_line(error)}). Try again later."
+    return f"could not get the weights ({type(error).__name__}: {_first_line(error)}). Check the connection."
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:300]
 
 
 def resolve_weights(weights: str | os.PathLike | None) -> str | os.PathLike:
