@@ -120,6 +120,12 @@ def test_the_push_sends_the_export_regular_and_lfs_files(hub, pushed):
     assert meta["files"]["config.json"]["lfs"] is None  # small: inline in the commit
     assert meta["files"]["model.safetensors"]["lfs"]  # large: through the LFS batch API, by its sha256
     assert [c["summary"] for c in meta["commits"]][-1].startswith("Upload pix2pix")
+    # Listing and a whole-repo download, as the client does them (repo info, tree, then each file).
+    script = ("import os, sys; from huggingface_hub import HfApi, snapshot_download; repo = sys.argv[1]; "
+              "print(sorted(HfApi().list_repo_files(repo))); print(sorted(os.listdir(snapshot_download(repo))))")
+    done = run(["-c", script, REPO_ID], client_env(hub[0], pushed / "hf-snapshot", token=None))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == [str(sorted(sent))] * 2
 
 
 def test_the_library_loads_the_pushed_repo_and_draws_the_exports_facades(hub, pushed):
@@ -227,3 +233,20 @@ def test_loading_a_missing_repo_or_with_a_wrong_token_says_so(hub, pushed, tmp_p
         return  # the app says the same through the same loader; once is enough (it takes seconds to start)
     app = run(["app.py", "--port", str(free_port())], {**env, "PIX2PIX_WEIGHTS": repo_id}, timeout=120)
     assert app.returncode == 1 and expected in app.stderr and "Traceback" not in app.stderr, app.stderr[-3000:]
+
+
+def test_a_client_that_tries_xet_is_declined_and_nothing_is_half_committed(hub, pushed, tmp_path):
+    """huggingface_hub 2.x uploads through Xet whenever hf_xet is installed; the test Hub declines (501 on the Xet
+    token). Then either the client falls back to LFS and the push succeeds, or the push fails with one message
+    and the repo holds no commit of it: never a commit that names weights it never received."""
+    url, repos = hub
+    export = pushed / "run" / "export"
+    done = run(["-m", "train.hub", str(export), "user/xet"], client_env(url, tmp_path / "hf", HF_HUB_DISABLE_XET="0"))
+    meta = json.loads((repos / "user" / "xet" / "meta.json").read_text())
+    if done.returncode == 0:  # a fallback to LFS
+        assert (repos / "user" / "xet" / "files" / "model.safetensors").read_bytes() == \
+            (export / "model.safetensors").read_bytes()
+    else:
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith("error: cannot push to user/xet: ") and "xet" in line.lower()
+        assert len(meta["commits"]) == 1 and not meta["files"]  # created, nothing committed
