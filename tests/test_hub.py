@@ -250,3 +250,17 @@ def test_a_client_that_tries_xet_is_declined_and_nothing_is_half_committed(hub, 
         [line] = done.stderr.strip().splitlines()
         assert line.startswith("error: cannot push to user/xet: ") and "xet" in line.lower()
         assert len(meta["commits"]) == 1 and not meta["files"]  # created, nothing committed
+
+
+def test_with_the_hub_down_a_cached_repo_still_loads_and_an_uncached_one_says_why(hub, pushed, tmp_path):
+    dead, home, label = f"http://127.0.0.1:{free_port()}", tmp_path / "hf", label_map(pushed)
+    first = load_through_hub(REPO_ID, label, client_env(hub[0], home, token=None), tmp_path / "first.npy")
+    got = load_through_hub(REPO_ID, label, client_env(dead, home, token=None), tmp_path / "got.npy")
+    assert np.array_equal(got, first)  # from the cache, with the Hub unreachable
+    # Uncached, the client retries for about 20 s before it gives up (its own backoff); what it raises then:
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from pix2pix.weights import _hub_problem
+
+    text = _hub_problem(LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub"))
+    assert text.startswith("cannot reach the Hub at ") and "not in the local cache" in text
