@@ -248,7 +248,8 @@ def test_a_client_that_tries_xet_is_declined_and_nothing_is_half_committed(hub, 
             (export / "model.safetensors").read_bytes()
     else:
         [line] = done.stderr.strip().splitlines()
-        assert line.startswith("error: cannot push to user/xet: ") and "xet" in line.lower()
+        assert line.startswith("error: cannot push to user/xet: ") and "declined the Xet upload" in line
+        assert "HF_HUB_DISABLE_XET=1" in line
         assert len(meta["commits"]) == 1 and not meta["files"]  # created, nothing committed
 
 

@@ -52,6 +52,9 @@ def push_to_hub(folder: Path, repo_id: str, private: bool = False, token: str | 
             why = f"the Hub at {api.endpoint} answered HTTP {status}: {_first_line(e)}"
         raise PushError(f"cannot push to {repo_id}: {why}; {again}") from None
     except Exception as e:  # the client's transport errors (httpx's, OSError): the server is down or unreachable
+        if "xet" in str(e).lower():  # huggingface_hub uploads through Xet when hf_xet is installed; no fallback
+            raise PushError(f"cannot push to {repo_id}: the Hub at {api.endpoint} declined the Xet upload "
+                            f"({_first_line(e)}); set HF_HUB_DISABLE_XET=1 to upload through LFS; {again}") from None
         raise PushError(f"cannot push to {repo_id}: cannot reach the Hub at {api.endpoint} ({type(e).__name__}: "
                         f"{_first_line(e)}); check the connection (or HF_ENDPOINT); {again}") from None
     return str(url)
