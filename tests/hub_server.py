@@ -195,10 +195,17 @@ class Handler(BaseHTTPRequestHandler):
         if user is None:
             raise HubError(401, "You must be authenticated to write (no token given)")
 
-    do_GET = lambda self: self._route("GET")  # noqa: E731
-    do_HEAD = lambda self: self._route("GET")  # noqa: E731
-    do_POST = lambda self: self._route("POST")  # noqa: E731
-    do_PUT = lambda self: self._route("PUT")  # noqa: E731
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_HEAD(self) -> None:  # a GET without the body: ``_send`` leaves it out
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def do_PUT(self) -> None:
+        self._route("PUT")
 
     # --------------------------------------------------------------------------------------------- the API
     def whoami(self, user, body):
