@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     files = expand(args.labels)
     try:
-        model = Pix2Pix.load(args.weights, device=args.device, precision=args.precision)
+        model = Pix2Pix.load(args.weights, device=args.device)
+        model.choose_fastest(precision=args.precision)  # the CLI, like the app, asks for the fastest here
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2 if isinstance(e, WeightsNotFoundError) else 1

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+_PACKAGE = Path(__file__).resolve().parent
+#: The bundled files: in an installed wheel the copy inside the package (pyproject.toml maps assets/ there), in a
+#: checkout the repository's assets/ beside the packages.
+ASSETS_DIR = _PACKAGE / "_assets" if (_PACKAGE / "_assets" / "weights").is_dir() else _PACKAGE.parent / "assets"
 #: The weights bundled with the repository (written by ``save_pretrained``; trained by ``python -m train``).
 BUNDLED_WEIGHTS = ASSETS_DIR / "weights"
 #: Label maps from the facades test split (``testNNN_<what>.png``) with their photos (``..._photo.jpg``).

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from .models import DROPOUT_P, UnetGenerator
+from .weights import WeightsNotFoundError, load_generator, resolve_weights
 
 CACHE_ENV = "PIX2PIX_CACHE"
 #: Bumped when the graph's inputs, outputs or storage change, so that cached files of an older layout are rebuilt.
@@ -215,8 +216,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="model.onnx", help="the ONNX file to write (default model.onnx)")
     parser.add_argument("--fp32", action="store_true", help="keep the weights in fp32 (twice the size)")
     args = parser.parse_args(argv)
-    from .predictor import WeightsNotFoundError, load_generator, resolve_weights
-
     try:
         generator = load_generator(resolve_weights(args.weights))
     except WeightsNotFoundError as e:

@@ -149,6 +149,24 @@ def plan_inference(generator: UnetGenerator, device: torch.device, precision: st
     (when given) and ``runtime`` ("auto", "torch" or "onnxruntime") allow. CUDA: fp16 autocast for "auto",
     nothing timed; Apple's MPS: fp32.
     """
+    plan = untimed_plan(device, precision, fast_path, runtime)
+    if plan.layout == "onnxruntime" or device.type != "cpu":
+        return plan
+    variants = _candidates(precision, fast_path, runtime)
+    if len(variants) == 1:
+        return InferencePlan(*variants[0], "as asked")
+    seconds = time_inference(generator, variants)
+    chosen = pick(seconds, INFERENCE_BF16_MIN_SPEEDUP)
+    why = describe(seconds, chosen)
+    return InferencePlan(*chosen, why if precision == "auto" else f"as asked; {why.removeprefix('auto: ')}")
+
+
+def untimed_plan(device: torch.device, precision: str = "auto", fast_path: bool | None = None,
+                 runtime: str = "auto") -> InferencePlan:
+    """The plan for these options without timing anything (what ``Pix2Pix`` starts with): "auto" is fp16
+    autocast on CUDA and the plain fp32 network elsewhere; bf16 on the CPU takes the GEMM layers unless
+    ``fast_path=False`` (as ``plan_inference`` times it); runtime "onnxruntime" is ONNX Runtime, as asked.
+    ``ValueError`` for a precision or runtime that cannot run on ``device``."""
     check_precision(precision, device)
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
@@ -160,13 +178,10 @@ def plan_inference(generator: UnetGenerator, device: torch.device, precision: st
     if device.type != "cpu":
         chosen = ("fp16" if device.type == "cuda" else "fp32") if precision == "auto" else precision
         return InferencePlan(chosen, "plain", "auto" if precision == "auto" else "as asked")
-    variants = _candidates(precision, fast_path, runtime)
-    if len(variants) == 1:
-        return InferencePlan(*variants[0], "as asked")
-    seconds = time_inference(generator, variants)
-    chosen = pick(seconds, INFERENCE_BF16_MIN_SPEEDUP)
-    why = describe(seconds, chosen)
-    return InferencePlan(*chosen, why if precision == "auto" else f"as asked; {why.removeprefix('auto: ')}")
+    chosen = "fp32" if precision == "auto" else precision
+    gemm = fast_path if fast_path is not None else chosen == "bf16"
+    why = "not timed (Pix2Pix.choose_fastest times the variants)" if precision == "auto" else "as asked"
+    return InferencePlan(chosen, "gemm" if gemm else "plain", why)
 
 
 def _candidates(precision: str, fast_path: bool | None, runtime: str) -> list[Variant]:

@@ -10,95 +10,23 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from PIL import Image
 
-from .assets import BUNDLED_WEIGHTS
 from .device import resolve_device
-from .fast import inference_network, plan_inference
+from .fast import InferencePlan, inference_network, plan_inference, untimed_plan
 from .images import ImageLike, label_to_tensor, tensor_to_image
-from .models import CONFIG_NAME, WEIGHTS_NAME, UnetGenerator
-from .official import load_official_checkpoint
+from .models import UnetGenerator
 from .seeds import MAX_SEED, check_seed, random_seed, seed_range  # noqa: F401  (MAX_SEED: re-exported)
 from .speed import DTYPES
-
-WEIGHTS_ENV = "PIX2PIX_WEIGHTS"
-
-HOW_TO_GET_WEIGHTS = f"""No generator weights found. Any of these works:
-  1. Train them:            python -m train --recipe cpu --time-budget 2h --run-dir runs/mine
-                            (downloads the facades data set once; writes runs/mine/export)
-     then pass the folder:  --weights runs/mine/export   or   {WEIGHTS_ENV}=runs/mine/export
-  2. Use a Hub repo id:     --weights <user>/<repo>   (a folder saved by save_pretrained, pushed to the Hub)
-  3. Use the authors' own:  bash scripts/download_pix2pix_model.sh facades_label2photo   (in their repo
-                            pytorch-CycleGAN-and-pix2pix), then
-                            --weights checkpoints/facades_label2photo_pretrained/latest_net_G.pth
-Bundled weights are looked for in {BUNDLED_WEIGHTS}."""
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """No weights were given and none are bundled or named by the environment."""
-
-
-def _has_weights(folder: Path) -> bool:
-    return (folder / CONFIG_NAME).is_file() and (folder / WEIGHTS_NAME).is_file()
-
-
-def load_generator(weights: str | os.PathLike) -> UnetGenerator:
-    """A generator from a ``save_pretrained`` folder, its ``model.safetensors``, an official ``.pth``
-    file or a Hub repo id (downloaded once through ``hf_hub_download``'s cache)."""
-    path = Path(weights).expanduser()
-    if path.is_dir():
-        if not _has_weights(path):
-            raise FileNotFoundError(
-                f"{path}: not a weights folder (expected {CONFIG_NAME} and {WEIGHTS_NAME}, "
-                "as written by save_pretrained or python -m train)"
-            )
-        return _from_pretrained(str(path), path / WEIGHTS_NAME)
-    if path.is_file():
-        if path.suffix in (".pth", ".pt"):
-            return load_official_checkpoint(path)
-        if path.name.endswith(".safetensors"):
-            if not (path.parent / CONFIG_NAME).is_file():
-                raise FileNotFoundError(f"{path}: no {CONFIG_NAME} beside it; pass the folder save_pretrained wrote")
-            return _from_pretrained(str(path.parent), path)
-        raise ValueError(f"{path}: unknown weights file (expected a save_pretrained folder, .safetensors or .pth)")
-    text = str(weights)
-    looks_like_repo = text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.suffix
-    if not looks_like_repo:
-        raise FileNotFoundError(f"{text}: no such weights file or folder (nor a Hub repo id of the form user/name)")
-    return _from_pretrained(text, None)
-
-
-def _from_pretrained(model_id: str, weights_file: Path | None) -> UnetGenerator:
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    where = str(weights_file) if weights_file is not None else f"Hub repo {model_id}"
-    try:
-        return UnetGenerator.from_pretrained(model_id)
-    except (RepositoryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
-        if weights_file is not None and isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
-            raise ValueError(f"{where}: cannot read the weights ({e})") from None
-        raise FileNotFoundError(
-            f"{where}: could not get the weights ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
-            "Check the repo id and your connection, or pass a local folder."
-        ) from None
-    except Exception as e:  # safetensors' own errors, shape mismatches, bad config.json
-        raise ValueError(
-            f"{where}: corrupt or mismatched weights ({type(e).__name__}: {str(e).splitlines()[0][:300]})"
-        ) from None
-
-
-def resolve_weights(weights: str | os.PathLike | None) -> str | os.PathLike:
-    """Explicit weights, else ``$PIX2PIX_WEIGHTS``, else the bundled ``assets/weights``."""
-    if weights is not None:
-        return weights
-    if os.environ.get(WEIGHTS_ENV):
-        return os.environ[WEIGHTS_ENV]
-    if _has_weights(BUNDLED_WEIGHTS):
-        return BUNDLED_WEIGHTS
-    raise WeightsNotFoundError(HOW_TO_GET_WEIGHTS)
+from .weights import (  # noqa: F401  (re-exported: where they were before pix2pix.weights)
+    HOW_TO_GET_WEIGHTS,
+    WEIGHTS_ENV,
+    WeightsNotFoundError,
+    load_generator,
+    resolve_weights,
+)
 
 
 class Pix2Pix:
@@ -106,10 +34,12 @@ class Pix2Pix:
 
     >>> model = Pix2Pix.load()                        # bundled weights, or $PIX2PIX_WEIGHTS
     >>> [facade] = model.generate("labels.png", seed=7)
+    >>> model.choose_fastest()                        # optional: time the variants this CPU runs, keep the fastest
 
-    ``precision``, ``fast_path`` (the small layers as GEMMs) and ``runtime`` (torch or ONNX Runtime) are chosen by
-    timing when left to "auto" and ``None`` (``pix2pix.fast.plan_inference``); ``self.plan`` says what was chosen
-    and why.
+    Making one only loads: the network runs as asked, or in fp32 with torch (fp16 autocast on CUDA) when left to
+    "auto"; nothing is timed, exported or written (a library call should not take seconds or fill a cache
+    unasked). ``choose_fastest`` applies ``pix2pix.speed``'s rule (precision, the GEMM fast path, ONNX Runtime);
+    the app asks for it at start-up. ``self.plan`` says what runs and why.
     """
 
     def __init__(
@@ -123,14 +53,24 @@ class Pix2Pix:
     ):
         self.device = resolve_device(device)
         self.generator = generator  # kept as given: the weights, config and dropout masks come from it
-        # On the CPU the precision and the fast path are timed here, once per process and network shape (the
-        # rule and its reasons: pix2pix.speed). bf16 moves a facade by about a grey level: far less than a seed.
-        self.plan = plan_inference(generator, self.device, precision, fast_path, "torch" if compile else runtime)
-        self.precision = self.plan.precision
-        self._net = inference_network(generator, self.device, self.plan)
-        if compile:
+        self.compile = compile
+        self._use(untimed_plan(self.device, precision, fast_path, "torch" if compile else runtime))
+
+    def _use(self, plan: InferencePlan) -> None:
+        """Run the generator as ``plan`` says from now on."""
+        self.plan, self.precision = plan, plan.precision
+        self._net = inference_network(self.generator, self.device, plan)
+        if self.compile:
             # Freezing lets inductor prepack the weights for oneDNN/cuDNN: the bench's fastest variant.
             self._net = torch.compile(self._net, options={"freezing": True})
+
+    def choose_fastest(self, precision: str = "auto", runtime: str = "auto") -> InferencePlan:
+        """Time the variants ``precision`` and ``runtime`` allow on this device and run the fastest from now on
+        (``pix2pix.fast.plan_inference``: on the CPU a second or two, once per process and network shape; ONNX
+        Runtime's candidate exports the model into ``pix2pix.export.cache_dir()``). Returns the new plan; on CUDA
+        and MPS nothing is timed. ``ValueError`` for a precision or runtime that cannot run here."""
+        self._use(plan_inference(self.generator, self.device, precision, None, "torch" if self.compile else runtime))
+        return self.plan
 
     @classmethod
     def load(
@@ -144,8 +84,9 @@ class Pix2Pix:
         """Load from a folder, file, Hub repo id or official ``.pth``; ``None`` means ``$PIX2PIX_WEIGHTS``,
         then the bundled ``assets/weights``. Raises ``WeightsNotFoundError`` saying how to get weights.
         ``compile=True`` runs the generator through ``torch.compile`` (slower first call, faster after).
-        ``precision``: fp32, bf16, fp16 (CUDA) or auto, the fastest here (see ``pix2pix.speed``); ``runtime``:
-        auto (timed), torch, or onnxruntime (CPU, fp32)."""
+        ``precision``: fp32, bf16, fp16 (CUDA) or auto (fp16 on CUDA, else fp32); ``runtime``: auto or torch
+        (torch), or onnxruntime (CPU, fp32; exports the model once into the cache). Only loads: call
+        ``choose_fastest()`` for the fastest variant here."""
         return cls(load_generator(resolve_weights(weights)), device=device, compile=compile, precision=precision,
                    runtime=runtime)
 

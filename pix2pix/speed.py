@@ -22,8 +22,9 @@ The rule (``pick``), the same for both:
   - training, ``TRAINING_BF16_MIN_SPEEDUP``: bf16 autocast keeps fp32 master weights and no one compares a
     run's pixels with another's; a run lasts hours, so a smaller but sure gain pays.
 
-When: once per process for each network shape, device and thread count (``timed_once``): inference when the
-first ``Pix2Pix`` of that shape is made on the CPU, training when a run starts. An explicit precision
+When: once per process for each network shape, device and thread count (``timed_once``): inference when
+``Pix2Pix.choose_fastest`` is first called for that shape on the CPU (never by loading), training when a run
+starts. An explicit precision
 (``fp32``, ``bf16``) skips the precision timing; on CUDA nothing is timed (fp16 autocast for inference, bf16
 for training).
 """

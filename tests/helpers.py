@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,32 @@ def sync_playwright_or_skip():
         browser_unavailable("the playwright Python package is not installed (pip install playwright; never "
                             "`playwright install`)")
     return sync_playwright
+
+
+def wait_for_line(proc, marker: str, timeout: float = 120) -> str:
+    """The first line of ``proc``'s stdout (text mode) that contains ``marker``, read as it comes; the lines before
+    it, and the process's end or the timeout, make the AssertionError. Lines after it keep draining to a thread
+    (so that a chatty server never blocks on a full pipe)."""
+    import queue
+    import threading
+
+    lines: queue.Queue = queue.Queue()
+
+    def pump():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"no line with {marker!r} in {timeout:.0f} s; got: {''.join(seen)[-3000:]}") from None
+        if line is None:
+            raise AssertionError(f"exited ({proc.wait()}) before a line with {marker!r}: {''.join(seen)[-3000:]}")
+        seen.append(line)
+        if marker in line:
+            return line

@@ -506,7 +506,7 @@ def test_canvas_is_the_palette_with_class_names_and_shortcuts(handlers):
 # ----------------------------------------------------------------------------------------------- command line
 def test_missing_weights_exit_with_the_library_message(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("PIX2PIX_WEIGHTS", raising=False)
-    monkeypatch.setattr("pix2pix.predictor.BUNDLED_WEIGHTS", tmp_path / "none")
+    monkeypatch.setattr("pix2pix.weights.BUNDLED_WEIGHTS", tmp_path / "none")
     assert app.main(["--port", "0"]) == 1
     err = capsys.readouterr().err
     assert "No generator weights found" in err and "Traceback" not in err

@@ -69,3 +69,21 @@ def test_the_bundled_card_gives_fid_over_seed_sets_and_the_step_exact_command():
     assert std == pytest.approx(np.std(per_set, ddof=1), abs=0.05)
     assert "| step-exact command | `python -m train --recipe cpu --epochs 85 --epochs-decay 85`" in card
     assert "| schedule | 85 epochs at constant lr + 85 of linear decay" in card  # what the command repeats
+
+
+def test_the_bundled_card_and_the_space_readme_parse_as_the_hub_reads_them():
+    from huggingface_hub import ModelCard, SpaceCard
+    from packaging.specifiers import SpecifierSet
+
+    card = ModelCard.load(BUNDLED_WEIGHTS / "README.md").data
+    assert (card.library_name, card.license, card.pipeline_tag) == ("facade-pix2pix", "mit", "image-to-image")
+    figures = {(r.metric_type, r.dataset_split): r.metric_value for r in card.eval_results}
+    # The card's own evaluation table: test FID 129.9 +- 2.6, KID 0.0480 +- 0.0011 over 5 seed sets.
+    assert figures == {("fid", "test"): 129.9, ("fid_std", "test"): 2.6, ("kid", "test"): 0.048,
+                       ("kid_std", "test"): 0.0011}
+    readme = BUNDLED_WEIGHTS.parent.parent / "README.md"
+    space = SpaceCard.load(readme).data
+    assert space.sdk == "gradio" and (readme.parent / space.app_file).is_file() and space.license == "mit"
+    gradio = next(line for line in (readme.parent / "requirements.txt").read_text().splitlines()
+                  if line.startswith("gradio"))
+    assert space.sdk_version in SpecifierSet(gradio.removeprefix("gradio"))  # the Space runs what we require

@@ -88,6 +88,8 @@ def test_the_speed_rule_serves_with_onnxruntime_when_it_is_timed_fastest(monkeyp
     monkeypatch.setattr(pix2pix.fast, "time_inference", lambda generator, variants: seen.append(variants) or seconds)
     monkeypatch.setattr(pix2pix.fast, "cpu_has_bf16", lambda: True)
     model = Pix2Pix(tiny_generator, "cpu")
+    assert not seen  # making a Pix2Pix times nothing; choose_fastest does
+    model.choose_fastest()
     assert ("fp32", "onnxruntime") in seen[0]
     assert model.plan.layout == "onnxruntime" and isinstance(model._net, OnnxGenerator)  # bf16 only 1.08x more
     assert "fp32 on onnxruntime 1.43x" in model.plan.why

@@ -105,7 +105,8 @@ def test_auto_takes_the_fastest_fp32_and_bf16_only_when_clearly_faster(monkeypat
     plan = plan_inference(tiny_generator, torch.device("cpu"), "auto")
     assert (plan.precision, plan.layout) == expected
     model = Pix2Pix(tiny_generator, "cpu")
-    assert (model.precision, model.plan.layout) == expected
+    assert (model.precision, model.plan.layout) == ("fp32", "plain")  # made, not timed: the plain network
+    assert model.choose_fastest() == plan and (model.precision, model.plan.layout) == expected
     layers = {type(m) for m in model._net.modules()}
     assert (FastConvTranspose2d in layers) == (expected[1] == "gemm")  # the plain network when it is the fastest
 

@@ -90,16 +90,16 @@ def test_bytes_and_paths(model, label):
 
 
 def test_weights_resolution_order(monkeypatch, tmp_path, tiny_weights):
-    import pix2pix.predictor as predictor
+    import pix2pix.weights as weights
 
-    monkeypatch.setattr(predictor, "BUNDLED_WEIGHTS", tmp_path / "nothing-here")
+    monkeypatch.setattr(weights, "BUNDLED_WEIGHTS", tmp_path / "nothing-here")
     monkeypatch.delenv("PIX2PIX_WEIGHTS", raising=False)
     with pytest.raises(WeightsNotFoundError) as err:
         resolve_weights(None)
     for way in ("python -m train", "Hub repo id", "latest_net_G.pth"):
         assert way in str(err.value)
     assert str(err.value) == HOW_TO_GET_WEIGHTS
-    monkeypatch.setattr(predictor, "BUNDLED_WEIGHTS", tiny_weights)
+    monkeypatch.setattr(weights, "BUNDLED_WEIGHTS", tiny_weights)
     assert resolve_weights(None) == tiny_weights
     monkeypatch.setenv("PIX2PIX_WEIGHTS", "/elsewhere")
     assert resolve_weights(None) == "/elsewhere"

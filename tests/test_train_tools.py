@@ -1,4 +1,5 @@
-"""The training kit's pieces that need no training: downloader (against 127.0.0.1), metrics, hub push, data checks."""
+"""The training kit's pieces that need no training: downloader (against 127.0.0.1), metrics, data checks, the model
+card (the push itself: tests/test_hub.py, against a Hub on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,16 @@ import math
 import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from PIL import Image
 
 from train.data import DataError, check_pairs, find_pairs
 from train.download import DownloadError, download, ensure_dataset, safe_extract
 from train.evaluate import l1, psnr, ssim
-from train.hub import push_to_hub
 
 
 def _png(w: int, h: int, value: int = 128) -> bytes:
@@ -134,36 +134,6 @@ def test_metrics_on_known_pairs():
     assert 0 < ssim(x, noisy).min() < ssim(x, (x + noisy) / 2).min() < 1
 
 
-def test_push_sends_exactly_the_export_folder(tmp_path, tiny_weights):
-    folder = tmp_path / "export"
-    folder.mkdir()
-    for f in tiny_weights.iterdir():
-        (folder / f.name).write_bytes(f.read_bytes())
-    (folder / "README.md").write_text("card")
-    (folder / "sample.png").write_bytes(_png(4, 4))
-    calls = []
-
-    class FakeApi:
-        def create_repo(self, **kw):
-            calls.append(("create_repo", kw))
-            return f"https://huggingface.co/{kw['repo_id']}"
-
-        def upload_folder(self, **kw):
-            sent = {p.name: p.read_bytes() for p in Path(kw["folder_path"]).iterdir()}
-            calls.append(("upload_folder", {**kw, "files": sent}))
-
-    url = push_to_hub(folder, "someone/facades", private=True, api=FakeApi())
-    assert url == "https://huggingface.co/someone/facades"
-    assert calls[0] == ("create_repo", {"repo_id": "someone/facades", "repo_type": "model", "private": True,
-                                        "exist_ok": True})
-    name, kw = calls[1]
-    assert name == "upload_folder" and kw["repo_id"] == "someone/facades" and kw["repo_type"] == "model"
-    assert sorted(kw["files"]) == ["README.md", "config.json", "model.safetensors", "sample.png"]
-    assert kw["files"]["model.safetensors"] == (tiny_weights / "model.safetensors").read_bytes()
-    with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        push_to_hub(tmp_path, "someone/facades", api=FakeApi())
-
-
 def test_corrupt_skipped_and_bad_layout_rejected(tmp_path):
     good, bad = tmp_path / "good", tmp_path / "bad"
     good.mkdir(), bad.mkdir()
@@ -235,11 +205,23 @@ def test_model_card_gives_fid_as_mean_and_spread_over_seed_sets_and_the_step_exa
     assert f"| step-exact command | {exact}: the same 34000 steps on any machine" in card
     assert "somewhere" not in card
     assert "FID 128.8 +- 2.6, KID 0.0451 +- 0.0012 (mean +- std over 5 seed sets)" in metrics_text(metrics)
+    # The front matter, parsed back as the Hub does: its model-index holds the test FID and KID, mean and spread.
+    data = ModelCard.load(tmp_path / "README.md").data
+    assert (data.library_name, data.license, data.pipeline_tag) == ("facade-pix2pix", "mit", "image-to-image")
+    assert {"pix2pix", "facades"} <= set(data.tags) and data.model_name == "facade-pix2pix"
+    figures = {r.metric_type: r.metric_value for r in data.eval_results}
+    assert figures == {"fid": 128.84, "fid_std": 2.61, "kid": 0.0451, "kid_std": 0.0012}  # to 4 decimals
+    assert {(r.task_type, r.dataset_split, r.dataset_name) for r in data.eval_results} == {
+        ("image-to-image", "test", "CMP Facades (test, 106 images)")}
     single = {k: v for k, v in metrics.items() if not k.endswith(("_std", "_sets"))}
     write_model_card(tmp_path, cfg, _card_summary(single))  # one set (--seed-sets 1, older results): the value alone
     card = (tmp_path / "README.md").read_text()
     assert "| FID (TF-FID Inception, against the 106 real photos) | 128.8 |" in card and "+-" not in card
     assert "seeds 0..105" in card
+    assert {r.metric_type for r in ModelCard.load(tmp_path / "README.md").data.eval_results} == {"fid", "kid"}
+    write_model_card(tmp_path, cfg, _card_summary(None))  # not evaluated: no model-index, the rest of the metadata
+    data = ModelCard.load(tmp_path / "README.md").data
+    assert data.eval_results is None and data.pipeline_tag == "image-to-image"
 
 
 def test_a_run_planned_in_steps_says_so_and_claims_no_step_exact_command(tmp_path):

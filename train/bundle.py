@@ -27,7 +27,7 @@ from pix2pix.images import image_to_tensor, to_unit
 from pix2pix.models import CONFIG_NAME, WEIGHTS_NAME
 
 from .evaluate import SEED_SETS, SEED_STRIDE, evaluate, spread
-from .report import metrics_text
+from .report import card_metadata, metrics_text, with_metadata
 
 DIFFERENCES = """
 ## How this model differs from the paper's recipe, and why
@@ -137,6 +137,8 @@ def bundle(run: Path, out: Path = BUNDLED_WEIGHTS, results: Path = RESULTS_GRID,
                  f"({seeds_text(metrics)}; `python -m train.evaluate`): {metrics_text(metrics)}.\n")
         if previous is not None:
             card += comparison(previous, metrics, data.name)
+    if metrics is not None:  # the Hub's model-index: the bundled weights' own figures on this split
+        card = with_metadata(card, card_metadata(metrics, data.name))
     card = card.replace("![samples](sample.png)", f"![results]({os.path.relpath(results, out)})")
     (out / "README.md").write_text(card + DIFFERENCES)
     for extra in ("sample.png",):

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import torch
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from torchvision.utils import make_grid, save_image
 
 from pix2pix.images import to_unit
@@ -260,18 +261,43 @@ def training_text(c: dict, summary: dict) -> str:
             f"counts once). Final epoch losses: {losses}.\n")
 
 
-CARD_HEAD = """---
-library_name: facade-pix2pix
-license: mit
-pipeline_tag: image-to-image
-tags: [pix2pix, image-to-image, gan, facades]
----
-
-# pix2pix facades generator (labels -> photo)
+CARD_HEAD = """# pix2pix facades generator (labels -> photo)
 
 A pix2pix U-Net generator (Isola et al., CVPR 2017) trained with `python -m train` (facade-pix2pix): it turns a
 CMP facade label map into a photo-like facade. Load it with `Pix2Pix.load("<this folder or repo id>")`.
 """
+
+#: The card's name for the model in its ``model-index`` (what the Hub shows above the evaluation results).
+MODEL_NAME = "facade-pix2pix"
+
+
+def card_metadata(metrics: dict | None, split: str | None, data: str = "CMP Facades") -> ModelCardData:
+    """The card's front matter, as the Hub reads it: library, license, tags, the image-to-image pipeline and, when
+    FID and KID were measured, a ``model-index`` with them on ``split`` of ``data``: the mean over the seed sets and
+    their sample std as metrics of their own (the Hub has no field for a spread). Built with ``huggingface_hub``'s
+    ``ModelCardData`` / ``EvalResult`` so that the YAML is the Hub's own shape."""
+    results = []
+    if metrics and "fid" in metrics:
+        sets = metrics.get("seed_sets", 1)
+        over = f" (mean over {sets} seed sets)" if sets > 1 else ""
+        common = {"task_type": "image-to-image", "task_name": "Label map to facade photo", "dataset_type": "facades",
+                  "dataset_name": f"{data} ({split}, {metrics['n']} images)", "dataset_split": split}
+        for key, name in (("fid", "FID (TF-FID Inception)"), ("kid", "KID")):
+            results.append(EvalResult(**common, metric_type=key, metric_name=f"{name}{over}",
+                                      metric_value=round(float(metrics[key]), 4)))
+            if metrics.get(f"{key}_std") is not None:
+                results.append(EvalResult(**common, metric_type=f"{key}_std",
+                                          metric_name=f"{name}, sample std over {sets} seed sets",
+                                          metric_value=round(float(metrics[f"{key}_std"]), 4)))
+    return ModelCardData(library_name="facade-pix2pix", license="mit", pipeline_tag="image-to-image",
+                         tags=["pix2pix", "image-to-image", "gan", "facades"],
+                         model_name=MODEL_NAME if results else None, eval_results=results or None)
+
+
+def with_metadata(text: str, metadata: ModelCardData) -> str:
+    """``text`` (a card, with or without front matter) with ``metadata`` as its front matter."""
+    body = ModelCard(text, ignore_metadata_errors=True).text if text.startswith("---") else text
+    return str(ModelCard(f"---\n{metadata.to_yaml()}\n---\n{body.lstrip()}"))
 
 
 #: How the model's ONNX file is made: the app and pix2pix.export build it from these weights; none is stored.
@@ -289,7 +315,8 @@ def write_model_card(folder: Path, config: dict, summary: dict) -> None:
     """The export's README.md: recipe (with the command that repeats the run step for step), data, epochs, time,
     metrics and a sample grid."""
     recipe = "".join(f"| {name} | {value} |\n" for name, value in recipe_rows(config, summary))
-    card = (f"{CARD_HEAD}\n## Recipe\n\n| | |\n| --- | --- |\n{recipe}\n{training_text(config, summary)}\n"
+    body = (f"{CARD_HEAD}\n## Recipe\n\n| | |\n| --- | --- |\n{recipe}\n{training_text(config, summary)}\n"
             f"## Evaluation\n\n{evaluation_text(summary.get('metrics'), summary.get('eval_split'))}\n"
             "## Samples\n\nRows: label map | generated | real photo.\n\n![samples](sample.png)\n\n" + ONNX_TEXT)
-    (Path(folder) / "README.md").write_text(card)
+    metadata = card_metadata(summary.get("metrics"), summary.get("eval_split"), data_name(summary["data"]))
+    (Path(folder) / "README.md").write_text(with_metadata(body, metadata))

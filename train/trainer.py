@@ -463,9 +463,12 @@ def finish(run: Run) -> None:
     print(f"export: {export_dir}  (Pix2Pix.load('{export_dir}') or app.py --weights {export_dir}); "
           f"report: {run.run_dir / 'index.html'}")
     if cfg.push_to_hub:
-        from .hub import push_to_hub
+        from .hub import PushError, push_to_hub
 
-        url = push_to_hub(export_dir, cfg.push_to_hub, private=cfg.private)
+        try:
+            url = push_to_hub(export_dir, cfg.push_to_hub, private=cfg.private)
+        except PushError as e:  # the run is done and its export on disk: say so, exit 1, no traceback
+            raise SystemExit(f"error: {e}") from None
         print(f"pushed {export_dir} to {url}")
 
 

@@ -35,10 +35,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from pix2pix import Pix2Pix
+from pix2pix.assets import ASSETS_DIR
 from pix2pix.export import noise_shapes, onnx_file, onnxruntime_available
 from pix2pix.models import DROPOUT_P
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = ASSETS_DIR  # the repository's assets/, or the copy an installed wheel carries
 ORT_DIR = ASSETS / "ort"
 JS_DIR = ASSETS / "js"
 #: The vendored onnxruntime-web version (assets/ort/README.md): part of the files' URLs.

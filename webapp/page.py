@@ -17,11 +17,11 @@ Four areas, laid out by ``CSS`` (a grid over Gradio's row):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 
 from pix2pix import CLASSES, Pix2Pix
+from pix2pix.assets import ASSETS_DIR
 from pix2pix.palette import BACKGROUND, class_index, hex_colors
 from webapp import analytics_enabled
 from webapp.api import add_endpoints
@@ -33,7 +33,7 @@ TITLE = "facade-pix2pix"
 #: Uploads above this many bytes are refused by the server before they reach the app.
 MAX_FILE_SIZE = "25mb"
 MODEL_QUEUE = "model"  # one concurrency group for every event that runs the model
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "canvas"
+ASSETS = ASSETS_DIR / "canvas"  # the repository's assets/, or the copy an installed wheel carries
 #: Keyboard keys of the 12 classes, in palette order (shown on the swatches' hover).
 CLASS_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0", "-", "=")
 BRUSH_SIZES = ({"name": "Small", "label": "S", "px": 3, "key": "["},
