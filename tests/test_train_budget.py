@@ -311,7 +311,9 @@ def test_budget_run_ends_on_time_decayed_and_resume_keeps_its_plan(tmp_path, cap
     lrs = [r["lr"] for r in epochs if r["type"] == "epoch"]
     assert lrs[0] == 2e-4 and lrs[-1] <= 2e-4 / (MIN_DECAY_STEPS + 1) * 1.000001  # decayed to (nearly) zero on time
     card = (tmp_path / "run" / "export" / "README.md").read_text()
-    assert "--time-budget 6s" in card and f"{ck['epochs']} epochs at constant lr + {ck['epochs_decay']}" in card
+    schedule = (f"{ck['steps']} steps at constant lr + {ck['steps_decay']}" if ck["steps"] else
+                f"{ck['epochs']} epochs at constant lr + {ck['epochs_decay']}")  # planned in steps under load
+    assert "--time-budget 6s" in card and schedule in card
     # The same command with a longer budget resumes the finished run: its frozen plan is kept.
     main([*args, "--time-budget", "1h"])
     again = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=False)["run"]
