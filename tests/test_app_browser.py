@@ -112,7 +112,8 @@ class Page:
         self.page.goto(f"{url}?backend={backend}" if backend and "?" not in url else url)
         self.page.wait_for_function("() => { const c = document.querySelector('#canvas canvas');"
                                     " const i = document.querySelector('#facade img');"
-                                    " return c && c.p2p && i && i.complete && i.naturalWidth > 0 && window.p2pSave; }",
+                                    " return c && c.p2p && i && i.complete && i.naturalWidth > 0 && window.p2pSave"
+                                    " && window.p2pPage && window.p2pPage.ready; }",
                                     timeout=60_000)
         self.box = self.page.locator("#canvas canvas.p2p-grid").bounding_box()
 
@@ -158,6 +159,10 @@ class Page:
 
     def facade_src(self) -> str:
         return self.page.locator("#facade img").get_attribute("src")
+
+    def facade_name(self) -> str:
+        """The facade's file name as the page's controller names it (its download is this, .png)."""
+        return self.page.locator("#facade img").get_attribute("data-name")
 
     def wait_facade_change(self, src: str) -> None:
         self.page.wait_for_function(f"() => {{ const i = document.querySelector('#facade img');"
@@ -267,8 +272,8 @@ def test_every_tool_paints_exactly_what_the_server_receives(served, browser, tmp
         assert np.array_equal(page.grid(), erased)
 
         # Every update went as one small request: no upload, nothing over a few tens of KB, no other host.
-        joins = [r for r in page.requests if r.method == "POST" and "queue/join" in r.url]
-        assert joins and max(len(r.post_data or "") for r in joins) < 60_000
+        renders = [r for r in page.requests if r.method == "POST" and "/p2p/render" in r.url]
+        assert renders and max(len(r.post_data_buffer or b"") for r in renders) < 60_000
         assert not [r for r in page.requests if "/upload" in r.url]
         assert not [r.url for r in page.requests if not r.url.startswith(("http://127.0.0.1", "data:", "blob:"))]
         page.page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
@@ -360,7 +365,7 @@ def test_the_seed_box_applies_as_you_type_and_a_bad_value_never_stays(served, br
         box.type("5")
         expect(status).to_contain_text("Seed 5", timeout=30_000)
         page.wait_facade_change(src)
-        assert model.seeds[-1] == 5 and "seed5" in page.facade_src()
+        assert model.seeds[-1] == 5 and page.facade_name() == "facade-seed5"
         # So does an arrow key.
         src = page.facade_src()
         box.press("ArrowUp")
@@ -493,16 +498,16 @@ def test_clicking_a_variation_makes_it_the_facade_and_its_seed_the_seed(served, 
     try:
         p = page.page
         p.locator("#variations-btn").click()
-        thumbs = p.locator("#variations .thumbnail-item img")
+        thumbs = p.locator("#variations .p2p-var-item img")
         expect(thumbs).to_have_count(4, timeout=30_000)
         expect(p.locator("#variations")).to_contain_text("Seeds 0 to 3")
-        assert [p.locator("#variations .caption-label").nth(i).inner_text() for i in range(4)] == \
+        assert [p.locator("#variations .p2p-var-item span").nth(i).inner_text() for i in range(4)] == \
             [f"seed {s}" for s in range(4)]  # under each picture, not over it
-        caption, picture = page.box_of("#variations .caption-label"), page.box_of("#variations .thumbnail-item img")
+        caption, picture = page.box_of("#variations .p2p-var-item span"), page.box_of("#variations .p2p-var-item img")
         assert caption["y"] >= picture["bottom"] - 1
         picked = thumbs.nth(2).get_attribute("src")
         runs = len(model.seeds)
-        p.locator("#variations .thumbnail-item").nth(2).click()
+        p.locator("#variations .p2p-var-item").nth(2).click()
         expect(p.locator("#seed input")).to_have_value("2", timeout=30_000)
         p.wait_for_function(f"() => document.querySelector('#facade img').src === {picked!r}", timeout=30_000)
         expect(p.locator("#status")).to_contain_text("Seed 2")
@@ -512,12 +517,21 @@ def test_clicking_a_variation_makes_it_the_facade_and_its_seed_the_seed(served, 
         page.page.close()
 
 
-def _served_pixels(page: Page, selector: str) -> np.ndarray:
-    """The pixels of a picture on the page as the server sent them (fetched by the test, not the page)."""
-    import urllib.request
+#: The bytes of a picture on the page as they came (a blob the controller made of the server's answer), base64.
+PICTURE_BYTES_JS = """async (selector) => { const r = await fetch(document.querySelector(selector).src);
+  const bytes = new Uint8Array(await r.arrayBuffer()); let text = '';
+  for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  return btoa(text); }"""
 
-    src = page.page.locator(selector).get_attribute("src")
-    with urllib.request.urlopen(src) as response, Image.open(response) as image:
+
+def _served_pixels(page: Page, selector: str) -> np.ndarray:
+    """The pixels of a picture on the page as the server sent them (the WebP bytes decoded by the test)."""
+    import base64
+    import io
+
+    data = base64.b64decode(page.page.evaluate(PICTURE_BYTES_JS, selector))
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "WEBP"
         return np.asarray(image.convert("RGB"))
 
 
@@ -550,7 +564,7 @@ def test_downloads_are_pngs_named_by_seed_and_the_label_map_loads_back_exactly(s
         downloads[3].save_as(tmp_path / "v3.png")
         with Image.open(tmp_path / "v3.png") as image:
             assert np.array_equal(np.asarray(image.convert("RGB")),
-                                  _served_pixels(page, "#variations .thumbnail-item img >> nth=3"))
+                                  _served_pixels(page, "#variations .p2p-var-item:nth-child(4) img"))
         # The label map: a palette PNG of the canvas, which an upload turns back into the very same grid.
         page.key("r")
         page.key("0")  # molding
@@ -788,11 +802,11 @@ def test_on_a_phone_the_facade_is_in_view_while_painting_with_a_finger(served, b
 FACADE_PNG_JS = """async (selector) => { const img = document.querySelector(selector); await img.decode();
   const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
   c.getContext('2d').drawImage(img, 0, 0); return c.toDataURL('image/png'); }"""
-#: Browser mode has drawn everything asked of it (the facade on the page is the newest canvas's).
-IDLE_JS = "() => window.p2pLocal.idle()"
-#: Until browser mode has decided: the browser draws, or the server does and #backend says why.
-DECIDED_JS = ("() => window.p2pLocal && (window.p2pLocal.active || (document.body.dataset.backend === 'server'"
-              " && document.querySelector('#backend')))")
+#: The page's controller has drawn everything asked of it (the facade on the page is the newest canvas's).
+IDLE_JS = "() => window.p2pPage.idle()"
+#: Until the controller has decided: the browser draws, or the server does and #backend says why.
+DECIDED_JS = ("() => window.p2pPage && window.p2pPage.ready && (window.p2pPage.active() ||"
+              " document.querySelector('#backend').textContent.startsWith('Facades are drawn on the server'))")
 
 
 @pytest.fixture(scope="module")
@@ -826,7 +840,8 @@ def _server_facade(model: Pix2Pix, grid: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _joins(page: Page) -> int:
-    return len([r for r in page.requests if r.method == "POST" and "queue/join" in r.url])
+    """Requests that make the server draw: the page's renderer's, and any Gradio event's."""
+    return len([r for r in page.requests if r.method == "POST" and ("queue/join" in r.url or "/p2p/render" in r.url)])
 
 
 def test_browser_mode_draws_strokes_seeds_and_variations_without_the_server_and_as_it_would(served_coded, browser):
@@ -835,7 +850,7 @@ def test_browser_mode_draws_strokes_seeds_and_variations_without_the_server_and_
     try:
         p = page.page
         p.wait_for_function(DECIDED_JS, timeout=60_000)
-        assert p.evaluate("() => window.p2pLocal.active"), p.locator("#backend").inner_text()
+        assert p.evaluate("() => window.p2pPage.active()"), p.locator("#backend").inner_text()
         assert re.fullmatch(r"Facades are drawn in your browser \(WebAssembly, \d threads?\): .*",
                             p.locator("#backend").inner_text())
         assert p.evaluate("() => crossOriginIsolated")  # the app's headers: WebAssembly may use threads
@@ -876,12 +891,12 @@ def test_browser_mode_draws_strokes_seeds_and_variations_without_the_server_and_
 
         # The four variations, seeds 7..10, in the page; a click makes one the facade and its seed the seed.
         p.locator("#variations-btn").click()
-        items = p.locator("#variations .p2p-local-item")
+        items = p.locator("#variations .p2p-var-item")
         items.nth(3).wait_for()
         p.wait_for_function(IDLE_JS, timeout=30_000)
         assert [items.nth(i).inner_text() for i in range(4)] == [f"seed {s}" for s in range(7, 11)]
-        assert p.locator("#variations .p2p-local-item img").first.is_visible()
-        third = _facade_pixels(page, "#variations .p2p-local-item:nth-of-type(3) img")
+        assert p.locator("#variations .p2p-var-item img").first.is_visible()
+        third = _facade_pixels(page, "#variations .p2p-var-item:nth-of-type(3) img")
         assert np.abs(third - _server_facade(model, page.grid(), 9)).mean() <= 1.0
         items.nth(2).click()
         assert p.locator("#seed input").input_value() == "9"
@@ -908,7 +923,7 @@ def test_a_model_that_fails_to_load_falls_back_to_the_server_with_a_note(served_
     try:
         p = page.page
         p.wait_for_function(DECIDED_JS, timeout=60_000)
-        assert not p.evaluate("() => window.p2pLocal.active")
+        assert not p.evaluate("() => window.p2pPage.active()")
         assert p.locator("#backend").inner_text().startswith(
             "Facades are drawn on the server: your browser could not run the model")
         joins, src = _joins(page), page.facade_src()
@@ -926,7 +941,7 @@ def test_backend_server_in_the_address_keeps_the_server_path_and_says_so(served,
     try:
         page.page.wait_for_function(DECIDED_JS, timeout=30_000)
         assert page.page.locator("#backend").inner_text() == (
-            "Facades are drawn on the server: ?backend=server in the address.")
+            "Facades are drawn on the server: the page's address asks for it.")
         assert not [r for r in page.requests if "/p2p/model" in r.url or r.url.endswith(".wasm")]
     finally:
         page.page.close()
