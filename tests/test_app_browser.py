@@ -809,17 +809,45 @@ DECIDED_JS = ("() => window.p2pPage && window.p2pPage.ready && (window.p2pPage.a
               " document.querySelector('#backend').textContent.startsWith('Facades are drawn on the server'))")
 
 
+class Sent:
+    """ASGI middleware for the tests: the bytes of every response body the server sends, by path."""
+
+    bytes: dict[str, int] = {}
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def counted(message):
+            if message["type"] == "http.response.body":
+                Sent.bytes[scope["path"]] = Sent.bytes.get(scope["path"], 0) + len(message.get("body", b""))
+            await send(message)
+
+        return await self.app(scope, receive, counted)
+
+    @classmethod
+    def total(cls, part: str = "") -> int:
+        return sum(n for path, n in cls.bytes.items() if part in path)
+
+
 @pytest.fixture(scope="module")
 def served_coded():
     """The app on a tiny generator with a latent code (nz = 8, as the bundled model): browser mode feeds the
-    ONNX graph its masks and its code, both from the seed rule's JavaScript."""
+    ONNX graph its masks and its code, both from the seed rule's JavaScript. ``Sent`` counts what it sends."""
+    from starlette.middleware import Middleware
+
     import app
 
     torch.manual_seed(2)
     model = SpyPix2Pix(UnetGenerator(ngf=8, nz=8).eval(), device="cpu")
     demo = app.build_demo(model)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_kwargs())
+    kwargs = app.launch_kwargs()
+    kwargs["app_kwargs"]["middleware"].append(Middleware(Sent))
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
     try:
         yield model, f"http://127.0.0.1:{port}/"
     finally:
@@ -943,5 +971,174 @@ def test_backend_server_in_the_address_keeps_the_server_path_and_says_so(served,
         assert page.page.locator("#backend").inner_text() == (
             "Facades are drawn on the server: the page's address asks for it.")
         assert not [r for r in page.requests if "/p2p/model" in r.url or r.url.endswith(".wasm")]
+    finally:
+        page.page.close()
+
+
+#: The page's thread from now on: its tasks over 50 ms (Long Tasks API: wall-clock, so on a busy machine also
+#: the time the thread waited for a core) and, frame by frame (Long Animation Frames), the scripts that ran over
+#: 5 ms in a frame over 50 ms, with their own durations: what a model on this thread would show.
+WATCH_LONG_TASKS_JS = """() => { window.__long = []; window.__scripts = [];
+  new PerformanceObserver((list) => { for (const e of list.getEntries())
+    window.__long.push([e.startTime, e.duration]); }).observe({type: 'longtask'});
+  new PerformanceObserver((list) => { for (const e of list.getEntries()) for (const s of e.scripts)
+    window.__scripts.push([s.startTime, s.duration, s.sourceURL, s.invoker]); })
+    .observe({type: 'long-animation-frame'}); }"""
+#: What the page's own thread fetched: its resource timeline (a worker's fetches are on the worker's own).
+MAIN_THREAD_FILES_JS = "() => performance.getEntriesByType('resource').map(e => e.name)"
+
+
+def test_browser_mode_paints_with_the_model_off_the_main_thread(served_coded, browser):
+    """The model runs in a worker: the page's thread never loads ONNX Runtime nor the model, and while a stroke
+    is painted and its live facades are drawn, no script runs on it for over 50 ms (a forward of the bundled
+    model on one WebAssembly thread takes 150 ms or more: docs/browser.md). What the Long Tasks API reports is
+    wall-clock time, which on this busy two-core machine includes waits for a core with no script running (up
+    to 150 ms measured); those are printed by `python -m tests.benchmarks.canvas_benchmark`, not asserted."""
+    _, url = served_coded
+    page = Page(browser, url, backend="browser")
+    try:
+        p = page.page
+        p.wait_for_function(DECIDED_JS, timeout=60_000)
+        assert p.evaluate("() => window.p2pPage.active()"), p.locator("#backend").inner_text()
+        files = p.evaluate(MAIN_THREAD_FILES_JS)
+        assert not [f for f in files if "/p2p/ort/" in f or "/p2p/model/" in f], files  # not on this thread
+        assert any(f.endswith("/p2p/js/controller.js") for f in files)
+        assert p.evaluate("() => typeof window.ort") == "undefined"
+        p.wait_for_function(IDLE_JS, timeout=30_000)
+        p.evaluate(WATCH_FACADE_JS)
+        p.evaluate(WATCH_LONG_TASKS_JS)
+        start = p.evaluate("() => performance.now()")
+        page.drag([(30 + 5 * i, 90 + (i % 5)) for i in range(36)], pause=0.04)  # about 1.5 s of painting
+        p.wait_for_function(IDLE_JS, timeout=30_000)
+        end = p.evaluate("() => performance.now()")
+        shown = [t for t in p.evaluate("() => window.__shown") if start < t < end + 1]
+        assert len(shown) >= 2, f"{len(shown)} facades drawn during and after a {end - start:.0f} ms stroke"
+        scripts = [(round(t - start), round(d), src, what) for t, d, src, what in p.evaluate("() => window.__scripts")
+                   if t >= start]
+        assert not [x for x in scripts if x[1] > 50], f"scripts over 50 ms on the page's thread: {scripts}"
+        assert p.evaluate("() => window.p2pPage.state.drawn.browser") >= len(shown)  # drawn by the worker
+    finally:
+        page.page.close()
+
+
+@pytest.mark.parametrize("backend, phone", [("browser", False), ("server", True)])
+def test_a_typed_seed_then_an_example_draws_one_facade_of_that_seed(served_coded, browser, backend, phone):
+    """The loaders hand back a label map only; the page's controller then draws its facade once, with the seed
+    in the box, by the renderer in use: never the server's facade of another seed first."""
+    model, url = served_coded
+    page = Page(browser, url, backend=backend, phone=phone)
+    try:
+        p = page.page
+        p.wait_for_function(DECIDED_JS, timeout=60_000)
+        assert p.evaluate("() => window.p2pPage.active()") == (backend == "browser")
+        p.locator("#seed input").fill("5")
+        p.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Seed 5 ')",
+                            timeout=30_000)
+        p.wait_for_function(IDLE_JS, timeout=30_000)
+        p.evaluate(WATCH_FACADE_JS)
+        forwards, draws = len(model.seeds), _joins(page)
+        before, src = loaded(page), page.facade_src()
+        p.locator("#examples button.thumbnail-item").nth(2).click()
+        wait_loaded(page, before)
+        page.wait_facade_change(src)
+        p.wait_for_function(IDLE_JS, timeout=30_000)
+        p.wait_for_function("() => !document.querySelector('#facade').dataset.busy", timeout=30_000)
+        assert p.evaluate("() => window.__shown.length") == 1  # one new facade, nothing before it
+        where = "in your browser" if backend == "browser" else "on the server"
+        assert p.locator("#status").inner_text().startswith(f"Seed 5 · drawn {where} in ")
+        assert page.facade_name() == "facade-seed5"
+        grid = page.grid()
+        assert np.array_equal(grid, label_of(example_labels()[2]))
+        if backend == "browser":
+            assert len(model.seeds) == forwards and _joins(page) == draws + 1  # the loader's event, no forward
+        else:
+            assert model.seeds[forwards:] == [5]  # one forward, of seed 5
+        assert np.abs(_facade_pixels(page) - _server_facade(model, grid, 5)).mean() <= 1.0
+    finally:
+        page.page.close()
+
+
+CACHED_KEYS_JS = """async () => (await (await caches.open('facade-pix2pix')).keys())
+  .map(r => new URL(r.url).pathname)"""
+
+
+def test_the_model_is_kept_a_reload_and_a_new_tab_fetch_under_a_megabyte(served_coded, browser):
+    """A fresh profile (a new browser context, as a private window): the first visit fetches the model and the
+    runtime; a reload and a new tab take them from the page's Cache Storage, and fetch under 1 MB in all."""
+    _, url = served_coded
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        first = context.new_page()
+        Sent.bytes.clear()
+        first.goto(f"{url}?backend=browser")
+        first.wait_for_function(DECIDED_JS, timeout=60_000)
+        assert first.evaluate("() => window.p2pPage.active()")
+        assert Sent.total("/p2p/model/") > 0 and Sent.total(".wasm") > 1_000_000  # the first visit's download
+        keys = first.evaluate(CACHED_KEYS_JS)
+        assert len([k for k in keys if "/p2p/model/" in k]) == 1 and any(k.endswith(".wasm") for k in keys), keys
+        for visit in ("reload", "new tab"):
+            Sent.bytes.clear()
+            if visit == "reload":
+                first.reload()
+                again = first
+            else:
+                again = context.new_page()
+                again.goto(f"{url}?backend=browser")
+            again.wait_for_function(DECIDED_JS, timeout=60_000)
+            assert again.evaluate("() => window.p2pPage.active()")
+            assert Sent.total("/p2p/model/") == 0 and Sent.total(".wasm") == 0, (visit, Sent.bytes)
+            assert Sent.total() < 1_000_000, (visit, Sent.total(), sorted(Sent.bytes.items(), key=lambda x: -x[1])[:5])
+            assert again.evaluate("() => window.p2pPage.state.fetched") == 0
+        # A new model (a new hash): fetched, and the old entry replaced.
+        model_key = next(k for k in keys if "/p2p/model/" in k)
+        first.evaluate("""async (key) => { const c = await caches.open('facade-pix2pix'); await c.delete(key);
+            await c.put('/p2p/model/0000000000000000-int8.onnx', new Response('an older model')); }""", model_key)
+        first.reload()
+        first.wait_for_function(DECIDED_JS, timeout=60_000)
+        assert [k for k in first.evaluate(CACHED_KEYS_JS) if "/p2p/model/" in k] == [model_key]
+    finally:
+        context.close()
+
+
+def test_webgpu_asked_for_where_there_is_none_fetches_none_of_its_files_and_says_so(served_coded, browser):
+    _, url = served_coded
+    Sent.bytes.clear()
+    page = Page(browser, f"{url}?backend=browser&ep=webgpu")
+    try:
+        p = page.page
+        p.wait_for_function(DECIDED_JS, timeout=60_000)
+        assert p.evaluate("() => window.p2pPage.active()")
+        note = p.locator("#backend").inner_text()
+        assert re.fullmatch(r"Facades are drawn in your browser \(WebAssembly, \d threads?; (this browser offers "
+                            r"no WebGPU|WebGPU failed .*)\): .*", note), note
+        if "offers no WebGPU" in note:
+            assert not [path for path in Sent.bytes if "webgpu" in path or "asyncify" in path]  # none served
+    finally:
+        page.page.close()
+
+
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
+def test_nothing_moves_when_the_page_decides_who_draws(served_coded, browser, phone):
+    """The line under the status line has its room from the start: nothing under it moves when it is written
+    (no layout shift), and on a phone the status line is on the first screen."""
+    _, url = served_coded
+    page = Page(browser, url, backend="browser", phone=phone)
+    try:
+        p = page.page
+        p.evaluate("""() => { window.__shifts = [];
+          new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__shifts.push(e.value); })
+            .observe({type: 'layout-shift'}); }""")
+        row = page.box_of("#seed-row")
+        p.wait_for_function(DECIDED_JS, timeout=60_000)
+        p.wait_for_function(IDLE_JS, timeout=30_000)
+        assert page.box_of("#seed-row")["y"] == row["y"]
+        assert sum(p.evaluate("() => window.__shifts")) < 0.001
+        status = page.box_of("#status")
+        height = p.viewport_size["height"]
+        assert status["y"] >= 0 and status["bottom"] <= height, status
+        assert p.locator("#status").inner_text().strip()
+        empty = p.evaluate("() => { const v = getComputedStyle(document.querySelector('#variations'));"
+                           " return [v.borderTopWidth, v.backgroundColor, v.boxShadow]; }")
+        assert not p.locator("#variations img").count() and empty in (["0px", "rgba(0, 0, 0, 0)", "none"],)  # no box
     finally:
         page.page.close()
