@@ -323,6 +323,7 @@ async function loadBrowser(model) {
   const most = Math.min(4, Math.max(1, (navigator.hardwareConcurrency || 1) - 1));
   const threads = self.crossOriginIsolated ? Math.max(1, THREADS ? Math.min(THREADS, 16) : most) : 1;
   const renderer = await browserRenderer(BASE, model, board().p2p.palette(), { ep: EP, threads }, progress);
+  state.worker = renderer;
   state.modelMs = performance.now() - began;
   state.fetched = renderer.fetched;
   const first = performance.now();
@@ -362,9 +363,18 @@ async function chooseRenderer() {
   want(); // the facade on the page is the server's, or the canvas changed meanwhile: draw it here
 }
 
+async function wire() {
+  const page = performance.getEntriesByType("resource").reduce((sum, e) => sum + (e.transferSize || 0), 0);
+  const nav = performance.getEntriesByType("navigation")[0]?.transferSize || 0;
+  const worker = state.worker ? await state.worker.wire() : 0;
+  return { page: page + nav, worker };
+}
+
 export async function start() {
+  // For tests and benchmarks: idle() (nothing drawing nor waiting), active() (the browser draws), wire() (bytes
+  // this visit fetched over the wire: the page's thread and the model's worker).
   window.p2pPage = { canvasChanged, state, idle: () => !state.busy && !state.wanted && !state.wantedVariations,
-    active: () => state.renderer.name === "browser" };
+    active: () => state.renderer.name === "browser", wire };
   listen();
   document.body.dataset.backend = "server";
   const response = await fetch(new URL("p2p/page.json", BASE));

@@ -65,6 +65,7 @@ export async function browserRenderer(base, model, palette, { ep, threads }, onP
     webgpu: loaded.webgpu,
     fetched: loaded.fetched,
     runs: 0,
+    wire: async () => (await ask({ type: "wire" })).bytes, // what the worker fetched over the wire, in bytes
     async render(grid, seeds, stochastic) {
       const start = performance.now();
       const out = await ask({ type: "run", grid: grid.slice(), palette, seeds, stochastic });

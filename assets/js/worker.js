@@ -139,9 +139,14 @@ async function run({ grid, palette, seeds, stochastic }) {
   return { blobs };
 }
 
+// What this worker fetched over the wire (its own resource timeline; the page's thread has another): bytes.
+function wire() {
+  return { bytes: performance.getEntriesByType("resource").reduce((sum, e) => sum + (e.transferSize || 0), 0) };
+}
+
 self.onmessage = async ({ data }) => {
   try {
-    const answer = data.type === "load" ? await load(data) : await run(data);
+    const answer = data.type === "load" ? await load(data) : data.type === "wire" ? wire() : await run(data);
     self.postMessage({ id: data.id, ok: true, ...answer });
   } catch (error) {
     self.postMessage({ id: data.id, ok: false, error: String(error && error.message ? error.message : error) });
