@@ -1,5 +1,5 @@
 """The generator as ONNX, for ONNX Runtime: on the server's CPU (``OnnxGenerator``) and in the visitor's browser
-(ONNX Runtime Web, ``assets/js/local.js``).
+(ONNX Runtime Web in a worker, ``assets/js/worker.js``).
 
     python -m pix2pix.export [--weights W] [--out model.onnx]
 
@@ -9,10 +9,12 @@ code, ``code`` (N, nz); it gives ``facade`` (N, 3, H, W) in [-1, 1]. So any runt
 (``pix2pix.philox`` and ``assets/js/philox.js``) draws the facade torch draws for a seed. Dropout off is masks of
 ones and a code of zeros.
 
-Weights are stored in fp16 (27 MB for the bundled model instead of 54: what a browser downloads) and cast to
-fp32 at the graph's start, so the arithmetic is fp32 in every runtime; the fp16 rounding of the weights moves a
-facade by a fraction of a grey level (``tests/test_export.py`` holds ONNX Runtime's output within 1e-3 of
-torch's, on the [-1, 1] scale; measured figures in docs/browser.md).
+Weights are stored in fp16 (27 MB for the bundled model instead of 54) and cast to fp32 at the graph's start;
+``int8_weights`` (what a browser downloads: 13.9 MB, 11.9 gzipped) stores the convolutions in int8 with one scale
+per output channel, dequantised to fp32 in the graph. Either way the arithmetic is fp32 in every runtime. The fp16
+rounding of the weights moves a facade by a fraction of a grey level (``tests/test_export.py`` holds ONNX
+Runtime's output within 1e-3 of torch's, on the [-1, 1] scale), int8 by about half a grey level for the bundled
+model (measured figures in docs/browser.md).
 
 Why built and cached rather than shipped: every file committed stays in git history (27 MB per model), and the
 export takes about a second. ``onnx_file`` builds a generator's ONNX once and keeps it under

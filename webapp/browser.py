@@ -1,4 +1,4 @@
-"""What the page needs to draw facades in the visitor's browser (``assets/js/local.js``), served by the app itself.
+"""What the page needs to draw facades in the visitor's browser (``assets/js/worker.js``), served by the app itself.
 
     /p2p/model.json                 the model's ONNX file name, size and noise shapes (never cached)
     /p2p/model/<hash>-int8.onnx     the generator as ONNX, int8 convolutions (``pix2pix.export``; cached for a

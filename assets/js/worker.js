@@ -89,7 +89,10 @@ async function load({ model, runtime, ep, threads, total }) {
   ort.env.wasm.wasmPaths = runtime;
   ort.env.wasm.wasmBinary = wasm.bytes.buffer;
   ort.env.wasm.numThreads = threads;
-  session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  // disable_quant_qdq: the int8 weights' DequantizeLinear nodes are folded into fp32 weights once, at load, not
+  // run on every forward (ONNX Runtime keeps them for quantised kernels otherwise; this model has none).
+  session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all",
+    extra: { session: { disable_quant_qdq: "1" } } });
   return { ep: `WebAssembly, ${threads} thread${threads > 1 ? "s" : ""}`, webgpu, fetched: fetched + wasm.fetched };
 }
 

@@ -53,7 +53,7 @@ document.addEventListener('pointerdown', () => window.__down.push(performance.no
 document.addEventListener('pointerup', () => window.__up.push(performance.now()), true);
 const fetch0 = window.fetch;
 window.fetch = function (input, init) {
-  const url = typeof input === 'string' ? input : input.url;
+  const url = typeof input === 'string' ? input : (input.url || String(input));
   if (url && (url.includes('queue/join') || url.includes('/p2p/render'))) window.__join.push(performance.now());
   return fetch0.apply(this, arguments);
 };
