@@ -614,6 +614,9 @@ def test_bad_files_and_values_are_said_once_next_to_their_cause(served, browser,
         assert photo.name in page.message("load").inner_text()
         assert page.message("load").count() == 1 and p.get_by_text("not an image").count() == 0
         assert p.locator(TOASTS).count() == 0
+        # The message never pushes the examples, captions and all, off the first screen.
+        for selector in ("#examples img", "#examples .caption-label", "#load-error"):
+            assert page.in_view(selector), selector
         assert np.array_equal(page.grid(), kept)  # the canvas is not turned into coloured noise
         for block in ("#canvas", "#layout-seed", "#variations", "#facade", "#seed", "#status", "#examples"):
             assert p.evaluate(SHOWN_BADGES_JS, block) == 0, block

@@ -49,7 +49,9 @@ const stochastic = () => Boolean($("#stochastic input")?.checked ?? true);
 // ------------------------------------------------------------------------------------------- words
 function note(text) {
   const line = $("#backend");
-  if (line) line.textContent = text;
+  if (!line) return;
+  line.textContent = text;
+  line.title = text; // the line keeps two lines' room; a longer reason is whole on hover
 }
 
 function status(text) {

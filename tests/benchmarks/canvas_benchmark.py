@@ -93,7 +93,8 @@ class Painter:
                 raise RuntimeError(f"browser mode did not start: {self.first_visit['note']}")
             if self.index == 0:
                 self.first_visit["again"] = await self.again(url)
-        await self.page.wait_for_function("() => window.p2pPage.idle()", timeout=60_000)
+        await self.page.wait_for_function("() => window.p2pPage && window.p2pPage.ready && window.p2pPage.idle()",
+                                          timeout=60_000)
         await self.page.evaluate(WATCH_FACADE_JS)
         self.painting_from = await self.page.evaluate("() => performance.now()")
         self.box = await self.page.locator("#canvas canvas.p2p-grid").bounding_box()
