@@ -83,8 +83,9 @@ function seedError(text) {
   box.append(line);
 }
 
+// The pictures' file names are the app's (webapp/serving.py, through /p2p/page.json), as its API's are.
 function fileName(seed, vary) {
-  const names = state.config?.names ?? { seed: "facade-seed{seed}", any: "facade-any-seed" };
+  const names = state.config.names;
   return vary ? names.seed.replace("{seed}", String(seed)) : names.any;
 }
 
@@ -139,7 +140,7 @@ function clearVariations() {
 async function drawVariations() {
   const grid = board().p2p.grid().slice();
   const vary = stochastic();
-  const count = state.config?.variations ?? 4;
+  const count = state.config.variations;
   const first = Math.min(state.seed, MAX_SEED - count + 1);
   const seeds = Array.from({ length: count }, (_, i) => first + i);
   const out = await state.renderer.render(grid, seeds, vary);
@@ -172,7 +173,7 @@ async function drawVariations() {
 
 // At most one drawing at a time; what is asked for meanwhile waits, and only the newest facade is drawn.
 async function pump() {
-  if (state.busy) return;
+  if (state.busy || !state.config) return; // before the page is up, what is asked for waits
   state.busy = true;
   try {
     while (state.wanted || state.wantedVariations) {
@@ -262,8 +263,8 @@ function listen() {
     const item = inside(event, "#variations .p2p-var-item");
     if (item) pickVariation(item);
     else if (inside(event, "#generate")) commitSeed({ same: true });
-    else if (inside(event, "#new-seed")) {
-      const count = state.config?.variations ?? 4;
+    else if (inside(event, "#new-seed") && state.config) {
+      const count = state.config.variations; // room for the variations after the seed
       setSeed(Math.floor(Math.random() * (MAX_SEED - count + 2)));
     } else if (inside(event, "#variations-btn")) {
       const value = readSeed();
@@ -384,12 +385,12 @@ export async function start() {
   await until(() => board()?.p2p && $("#canvas .p2p")?.dataset.loaded && $("#facade img"));
   const begin = state.config.start;
   state.seed = readSeed() ?? begin.seed;
-  if (!state.shownKey) {
+  if (!state.shownKey && !state.wanted) { // else the canvas changed before the page was up: draw it
     state.shownKey = gridKey(board().p2p.grid(), begin.seed, true);
     state.line = (same) => statusLine(begin.seed, true, "server", begin.seconds, 1, same);
     status(state.line(false));
   }
-  if (state.seed !== begin.seed || !$("#stochastic input")?.checked) want(); // changed before the page was up
+  if (state.seed !== begin.seed || !$("#stochastic input")?.checked || state.wanted) want();
   window.p2pPage.ready = true;
   $("#facade img").dataset.name = fileName(begin.seed, true);
   await chooseRenderer();
