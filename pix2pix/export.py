@@ -1,7 +1,7 @@
 """The generator as ONNX, for ONNX Runtime: on the server's CPU (``OnnxGenerator``) and in the visitor's browser
 (ONNX Runtime Web in a worker, ``assets/js/worker.js``).
 
-    python -m pix2pix.export [--weights W] [--out model.onnx]
+    python -m pix2pix.export [--weights W] [--out model.onnx] [--fp32 | --int8]
 
 The graph takes the noise as inputs, never draws it: ``labels`` (N, 3, H, W) in [-1, 1], the dropout masks
 ``mask0`` ... (already scaled by 1/(1-p), from ``UnetGenerator.sample_noise``) and, for a generator with a latent
@@ -305,7 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weights", help="save_pretrained folder, .safetensors, official .pth or Hub repo id "
                         "(default: $PIX2PIX_WEIGHTS, then assets/weights)")
     parser.add_argument("--out", default="model.onnx", help="the ONNX file to write (default model.onnx)")
-    parser.add_argument("--fp32", action="store_true", help="keep the weights in fp32 (twice the size)")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--fp32", action="store_true", help="keep the weights in fp32 (twice the size)")
+    weights.add_argument("--int8", action="store_true", help="the convolutions in int8 with per-channel scales "
+                         "(half the size; what the app serves to browsers)")
     args = parser.parse_args(argv)
     from .predictor import WeightsNotFoundError, load_generator, resolve_weights
 
@@ -318,12 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot load the weights: {e}", file=sys.stderr)
         return 1
     try:
-        data = export_onnx(generator, args.out, fp16_weights=not args.fp32)
+        data = export_onnx(generator, args.out, fp16_weights=not args.fp32, int8_weights=args.int8)
     except ImportError as e:
         print(f"error: the export needs the onnx package ({e}); pip install onnx", file=sys.stderr)
         return 1
     print(f"wrote {args.out} ({len(data) / 1e6:.1f} MB; inputs {', '.join(input_names(generator))}; "
-          f"weights {'fp32' if args.fp32 else 'fp16'})")
+          f"weights {'fp32' if args.fp32 else 'int8' if args.int8 else 'fp16'})")
     return 0
 
 

@@ -559,8 +559,8 @@ def test_the_app_serves_what_the_browser_needs_from_itself_cached_and_cross_orig
     assert status == 200 and headers["Cross-Origin-Opener-Policy"] == "same-origin"
     assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"  # so WebAssembly may use threads
 
-    status, headers, body = _get(f"{base}p2p/model.json")
-    info = json.loads(body)
+    status, headers, body = _get(f"{base}p2p/page.json")
+    info = json.loads(body)["model"]  # what the page's worker needs to load and feed the model
     assert status == 200 and headers["Cache-Control"] == "no-store"
     assert info["shapes"] == [[64, 4, 4], [64, 8, 8], [64, 16, 16]] and info["nz"] == 0 and info["size"] == 256
     assert info["ort"] == f"p2p/ort/{ORT_VERSION}/"

@@ -1,6 +1,5 @@
 """What the page needs to draw facades in the visitor's browser (``assets/js/worker.js``), served by the app itself.
 
-    /p2p/model.json                 the model's ONNX file name, size and noise shapes (never cached)
     /p2p/model/<hash>-int8.onnx     the generator as ONNX, int8 convolutions (``pix2pix.export``; cached for a
                                     year: a new model has a new hash), brotli or gzip for browsers that accept it
     /p2p/ort/<version>/<file>       ONNX Runtime Web's files (``assets/ort/``; cached for a year: a new version
@@ -31,7 +30,7 @@ from typing import Any
 
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from pix2pix import Pix2Pix
@@ -84,14 +83,6 @@ class BrowserModel:
 
 def _browser_model(request: Request) -> BrowserModel | None:
     return getattr(request.app.get_blocks(), "p2p_browser", None)
-
-
-async def model_json(request: Request) -> Response:
-    served = _browser_model(request)
-    if served is None or served.path is None:
-        problem = served.problem if served is not None else "this app serves no model to browsers"
-        return JSONResponse({"error": problem}, status_code=503, headers={"Cache-Control": "no-store"})
-    return JSONResponse(served.info, headers={"Cache-Control": "no-store"})
 
 
 _ENCODE_LOCK = threading.Lock()
@@ -170,7 +161,6 @@ def js_file(request: Request) -> Response:
 # Sync handlers (model_file, ort_file, js_file) run in Starlette's thread pool: a first gzip or a large file
 # never holds up the event loop that serves the queue.
 ROUTES = [
-    Route("/p2p/model.json", model_json),
     Route("/p2p/model/{name}", model_file),
     Route("/p2p/ort/{version}/{name}", ort_file),
     Route("/p2p/js/{name}", js_file),

@@ -2,7 +2,8 @@
 
     /p2p/page.json      what the page's controller (assets/js/controller.js) needs: the number of variations,
                         the file names, the first facade's seed and time, and the model for drawing in the
-                        browser (``webapp.browser``) or why there is none (never cached)
+                        browser (``webapp.browser``: its URL, sizes, noise shapes and runtime folder) or why
+                        there is none (never cached)
     POST /p2p/render    ?seed=S&count=N&stochastic=0|1, the body the canvas's grid (size x size class indices,
                         deflated): the facades of seeds S..S+N-1 as lossless WebP, back to back, their lengths in
                         ``X-P2P-Lengths``; ``X-P2P-Seconds`` and ``X-P2P-Batch`` say how long they took and how
