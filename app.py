@@ -28,13 +28,13 @@ from pix2pix.fast import RUNTIMES
 from pix2pix.speed import PRECISION_HELP, PRECISIONS
 from webapp import analytics_enabled as _analytics_enabled
 from webapp.cache import CACHE_MAX_AGE_MINUTES, clean_cache, delete_cache, start_cache_cleaner
-from webapp.handlers import DEFAULT_MAX_BATCH_SIZE, NUM_VARIATIONS, VARIATIONS_LABEL, FacadeApp
+from webapp.handlers import DEFAULT_MAX_BATCH_SIZE, NUM_VARIATIONS, FacadeApp
 from webapp.page import build_demo, canvas_component, launch_kwargs
 from webapp.serving import MAX_CANVAS_CHARS, encode_facade, facade_name, from_data_url, serving_threads, to_data_url
 
 # What tests and scripts reach through ``app`` (the command's module), re-exported from ``webapp``.
 __all__ = ["CACHE_MAX_AGE_MINUTES", "DEFAULT_MAX_BATCH_SIZE", "launch_kwargs", "MAX_CANVAS_CHARS", "NUM_VARIATIONS",
-           "VARIATIONS_LABEL", "FacadeApp", "_analytics_enabled", "build_demo", "canvas_component", "clean_cache",
+           "FacadeApp", "_analytics_enabled", "build_demo", "canvas_component", "clean_cache",
            "delete_cache", "encode_facade", "facade_name", "from_data_url", "main", "parse_args", "serving_threads",
            "start_cache_cleaner", "to_data_url"]
 

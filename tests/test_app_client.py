@@ -20,7 +20,7 @@ import app
 from pix2pix import MAX_SEED, PALETTE, Pix2Pix, example_labels, example_photo
 from pix2pix.palette import CLASS_NAMES, hex_colors
 from tests.helpers import free_port, label_of
-from webapp.handlers import Reply, Shown
+from webapp.handlers import Reply
 
 
 class SlowPix2Pix(Pix2Pix):
@@ -327,53 +327,16 @@ def open_rgb(path: str) -> np.ndarray:
 SKIP = {"__type__": "update"}  # gr.skip(): the page leaves that output as it is
 
 
-def fresh(handlers, seed: int = 0) -> Shown:
-    return handlers.start_shown(seed)
-
-
 def test_a_reply_names_every_output_and_leaves_the_rest_as_it_is():
-    reply = Reply(seed=3, seed_error="")
-    assert len(reply) == len(Reply.FIELDS) and reply.seed == 3 and reply.seed_error == ""
-    assert reply.facade == SKIP and reply[Reply.FIELDS.index("canvas")] == SKIP
+    reply = Reply(layout_seed=3, load_error="")
+    assert len(reply) == len(Reply.FIELDS) and reply.layout_seed == 3 and reply.load_error == ""
+    assert reply.canvas == SKIP and reply[Reply.FIELDS.index("layout")] == SKIP
     with pytest.raises(TypeError, match="no such output"):
-        Reply(photo=1)
-
-
-def test_generate_takes_the_canvas_png_and_a_bad_seed_goes_back_to_the_last_good_one(handlers):
-    reply = handlers.generate(handlers.start_canvas, 7, True, fresh(handlers))
-    assert open_rgb(reply.facade).shape == (256, 256, 3) and reply.status.startswith("Seed 7 · drawn on the server in ")
-    assert reply.seed == 7 and reply.shown.seed == 7 and reply.shown.facade == reply.facade
-    assert reply.seed_error == reply.load_error == "" and reply.canvas == SKIP
-    again = handlers.generate(handlers.start_canvas, 7, True, reply.shown)
-    assert again.facade == reply.facade and "the same layout and seed always give this same facade" in again.status
-    bad = handlers.generate(handlers.start_canvas, -1, True, reply.shown)
-    assert bad.seed == 7 and bad.shown.seed == 7 and "the seed is back to 7" in bad.seed_error
-    assert 'class="p2p-message"' in bad.seed_error and "-1" in bad.seed_error
-    assert handlers.generate(handlers.start_canvas, "x", False, reply.shown).seed == 7
-    off = handlers.generate(handlers.start_canvas, 7, False, reply.shown)
-    assert off.status.startswith("Variation off: the same facade for every seed")
-    assert Path(off.facade).name == "facade-any-seed.webp"
-
-
-def test_the_seed_box_applies_good_values_as_typed_and_bad_ones_when_left(handlers):
-    shown = fresh(handlers)
-    typed = handlers.seed_typed(handlers.start_canvas, 5, True, shown)
-    assert typed.status.startswith("Seed 5") and typed.shown.seed == 5
-    assert typed.seed == SKIP  # the box is not written while the person types
-    for half_typed in (None, -1, "", MAX_SEED + 1):
-        assert all(x == SKIP for x in handlers.seed_typed(handlers.start_canvas, half_typed, True, typed.shown))
-    assert all(x == SKIP for x in handlers.seed_typed(handlers.start_canvas, 5, True, typed.shown))  # applied already
-    left = handlers.seed_entered(handlers.start_canvas, -4, True, typed.shown)
-    assert left.seed == 5 and "the seed is back to 5" in left.seed_error and left.facade == SKIP
-    assert all(x == SKIP for x in handlers.seed_entered(handlers.start_canvas, 5, True, typed.shown))
-    new = handlers.seed_entered(handlers.start_canvas, 9, True, typed.shown)
-    assert new.status.startswith("Seed 9") and new.seed == 9 and new.seed_error == ""
-    drawn = handlers.new_seed(handlers.start_canvas, True, typed.shown)
-    assert 0 <= drawn.seed <= MAX_SEED - app.NUM_VARIATIONS + 1 and drawn.status.startswith(f"Seed {drawn.seed}")
+        Reply(facade=1)
 
 
 def test_a_served_facade_is_the_models_pixels_in_a_lossless_webp_named_by_its_seed(handlers):
-    path = handlers.generate(handlers.start_canvas, 3, True, fresh(handlers)).facade
+    path = handlers.render(handlers.label(app.from_data_url(handlers.start_canvas)), 3, True).paths[0]
     [direct] = handlers.model.generate(app.from_data_url(handlers.start_canvas), seed=3)
     data = Path(path).read_bytes()
     assert Path(path).parent.parent == handlers.cache_dir and Path(path).parent.name == hashlib.sha256(data).hexdigest()
@@ -406,13 +369,6 @@ def test_serving_threads_leave_one_core_to_python(monkeypatch):
         app.parse_args(["--threads", "0"])
 
 
-def test_paint_clears_the_layout_seed_and_the_variations(handlers):
-    shown = Shown(seed=1, layout_seed=12, variations=(("x.webp", 1),))
-    reply = handlers.paint(handlers.start_canvas, 1, True, shown)
-    assert reply.layout_seed is None and reply.variations["value"] == [] and reply.seed == SKIP
-    assert reply.shown.layout_seed is None and reply.shown.variations == () and reply.canvas == SKIP
-
-
 def test_canvas_values_in_and_out(handlers):
     url = app.to_data_url(Image.fromarray(PALETTE[np.zeros((256, 256), np.uint8)]))
     assert url.startswith("data:image/png;base64,") and len(url) < 2000
@@ -421,41 +377,43 @@ def test_canvas_values_in_and_out(handlers):
                          ("data:image/png;base64," + "A" * (app.MAX_CANVAS_CHARS + 4), "too large")]:
         with pytest.raises(ValueError, match=message):
             app.from_data_url(bad)
-    reply = handlers.generate("data:image/png;base64,aGVsbG8=", 0, True, fresh(handlers))
-    assert "Cannot read the canvas" in reply.status and "not an image" in reply.status and reply.facade == SKIP
 
 
-def test_loaders_put_snapped_label_maps_on_the_canvas_with_their_facade(handlers, example, tmp_path):
-    shown = Shown(seed=4, variations=(("x.webp", 4),))
-    reply = handlers.load_example(True, shown, gr.SelectData(None, {"index": 0, "value": None}))
-    assert np.array_equal(label_of(app.from_data_url(reply.canvas)), label_of(example)) and reply.layout_seed is None
-    assert reply.status.startswith("Seed 4") and reply.shown.variations == () and reply.variations["value"] == []
-    [direct] = handlers.model.generate(example, seed=4)
-    np.testing.assert_array_equal(open_rgb(reply.facade), np.asarray(direct))  # the facade of what was loaded
-    random = handlers.random_layout(True, shown)
-    assert 0 <= random.layout_seed <= MAX_SEED and random.shown.layout_seed == random.layout_seed
-    assert random.canvas == handlers.layout_from_seed(random.layout_seed, True, shown).canvas
-    bad = handlers.layout_from_seed(-2, True, random.shown)
-    assert "layout seed must lie in" in bad.load_error and bad.canvas == SKIP and bad.facade == SKIP
-    assert bad.layout_seed == random.layout_seed  # the box shows the canvas's layout seed again
+def test_loaders_put_snapped_label_maps_on_the_canvas_and_nothing_else(handlers, example, tmp_path, monkeypatch):
+    # The page's controller draws the facade of what a loader put on the canvas: a loader answers the canvas,
+    # the layout seed (box and state) and the loaders' message line only.
+    assert Reply.FIELDS == ("canvas", "layout_seed", "layout", "load_error")
+    monkeypatch.setattr(handlers, "draw", lambda *a, **k: pytest.fail("a loader ran the model"))
+    reply = handlers.load_example(gr.SelectData(None, {"index": 0, "value": None}))
+    assert np.array_equal(label_of(app.from_data_url(reply.canvas)), label_of(example))
+    assert reply.layout_seed is None and reply.layout is None and reply.load_error == ""
+    random = handlers.random_layout()
+    assert 0 <= random.layout_seed <= MAX_SEED and random.layout == random.layout_seed
+    again = handlers.layout_from_seed(random.layout_seed, reply.canvas, None)
+    assert again.canvas == random.canvas and again.layout == random.layout_seed
+    bad = handlers.layout_from_seed(-2, random.canvas, random.layout)
+    assert "layout seed must lie in" in bad.load_error and bad.canvas == SKIP and bad.layout == SKIP
+    assert bad.layout_seed == random.layout_seed  # the canvas still holds it: the box shows its seed again
+    painted = handlers.layout_from_seed("x", reply.canvas, random.layout)
+    assert painted.layout_seed is None and "whole number" in painted.load_error  # the canvas holds something else
     wide = tmp_path / "wide.jpg"
     Image.open(example).convert("RGB").resize((512, 256)).save(wide, quality=80)
-    uploaded = handlers.load_upload(str(wide), True, shown)
+    uploaded = handlers.load_upload(str(wide))
     colours = np.unique(np.asarray(Image.open(io.BytesIO(app.from_data_url(uploaded.canvas))).convert("RGB"))
                         .reshape(-1, 3), axis=0)
     assert {tuple(c) for c in colours} <= {tuple(c) for c in PALETTE}  # JPEG noise snapped away
     assert "wide.jpg is 512x256: it was stretched to 256x256" in uploaded.load_error  # a note, not an error
     assert "p2p-note" in uploaded.load_error and "p2p-message" not in uploaded.load_error
-    missing = handlers.load_upload(str(tmp_path / "missing.png"), True, shown)
+    missing = handlers.load_upload(str(tmp_path / "missing.png"))
     assert "Cannot use that file as a label map" in missing.load_error and missing.canvas == SKIP
-    assert "No file was uploaded" in handlers.load_upload(None, True, shown).load_error
+    assert "No file was uploaded" in handlers.load_upload(None).load_error
 
 
 def test_a_photo_upload_says_what_to_upload_instead(handlers, example):
-    reply = handlers.load_upload(str(example_photo(example)), True, fresh(handlers))
+    reply = handlers.load_upload(str(example_photo(example)))
     assert f"{example_photo(example).name}: this looks like a photo, not a label map" in reply.load_error
     assert "upload a label map instead" in reply.load_error and "paint one on the canvas" in reply.load_error
-    assert reply.canvas == SKIP and reply.facade == SKIP  # the canvas stays as it was
+    assert reply.canvas == SKIP  # the canvas stays as it was
 
 
 def test_page_events_answer_with_messages_not_errors_and_hide_gradios_progress(served):
@@ -463,34 +421,63 @@ def test_page_events_answer_with_messages_not_errors_and_hide_gradios_progress(s
     # page event shows Gradio's progress overlay or its "Error" badges (the page has its own busy state).
     demo = served[2]
     page_events = [fn for fn in demo.fns.values() if fn.api_visibility == "private"]
-    assert len(page_events) >= 12
+    assert len(page_events) >= 8
     assert {fn.show_progress for fn in page_events} == {"hidden"}, [(fn.name, fn.show_progress) for fn in page_events]
     model_events = [fn for fn in page_events if fn.fn is not None]
     outputs = {tuple(block._id for block in fn.outputs) for fn in model_events if fn.name != "<lambda>"}
     assert len(outputs) == 1 and len(next(iter(outputs))) == len(Reply.FIELDS)  # one set of outputs for all
     busy = [fn for fn in model_events if fn.js and "p2pBusy" in fn.js]
     done = [fn for fn in page_events if fn.fn is None and fn.js and "p2pDone" in fn.js]
-    assert len(busy) == len(done) >= 10 and {fn.trigger_after for fn in done} == {fn._id for fn in busy}
+    assert len(busy) == len(done) >= 4 and {fn.trigger_after for fn in done} == {fn._id for fn in busy}
     assert all(not fn.trigger_only_on_success for fn in done)  # the busy state ends on failure too
 
 
-def test_variations_keep_the_seeds_in_range_caption_them_and_a_click_makes_one_the_facade(handlers):
-    reply = handlers.variations(handlers.start_canvas, MAX_SEED, True, fresh(handlers))
-    seeds = [MAX_SEED - 3 + i for i in range(4)]
-    assert reply.variations["label"] == f"Seeds {seeds[0]} to {seeds[-1]}"
-    assert [caption for _, caption in reply.variations["value"]] == [f"seed {s}" for s in seeds]
-    assert all(Path(path).is_file() for path, _ in reply.variations["value"]) and reply.seed == seeds[0]
-    assert reply.facade == SKIP and reply.status == SKIP  # the facade stays as it was
-    assert [s for _, s in reply.shown.variations] == seeds
-    picked = handlers.pick_variation(reply.shown, gr.SelectData(None, {"index": 2, "value": None}))
-    assert picked.facade == reply.shown.variations[2][0] and picked.seed == seeds[2] == picked.shown.seed
-    assert picked.status == f"Seed {seeds[2]} · picked from the variations" and picked.shown.facade == picked.facade
-    nothing_shown = handlers.pick_variation(fresh(handlers), gr.SelectData(None, {"index": 0, "value": None}))
-    assert all(x == SKIP for x in nothing_shown)
-    off = handlers.variations(handlers.start_canvas, 5, False, fresh(handlers))
-    assert "all four are the same" in off.variations["label"] and off.shown.variations == ()
-    cleared = handlers.paint(handlers.start_canvas, 5, True, reply.shown).variations
-    assert cleared == {"__type__": "update", "value": [], "label": app.VARIATIONS_LABEL}
+def _render(base: str, grid: np.ndarray | bytes, query: str):
+    import urllib.error
+    import urllib.request
+    import zlib
+
+    body = grid if isinstance(grid, bytes) else zlib.compress(grid.astype(np.uint8).tobytes())
+    request = urllib.request.Request(f"{base}p2p/render?{query}", data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_the_pages_renderer_route_draws_the_models_facades_and_refuses_bad_requests(served, example):
+    import json
+    import zlib
+
+    model, _, demo = served
+    base = demo.local_url
+    grid = label_of(example)
+    status, headers, body = _render(base, grid, "seed=3&count=1&stochastic=1")
+    assert status == 200 and headers["Cache-Control"] == "no-store" and headers["X-P2P-Lengths"] == str(len(body))
+    assert float(headers["X-P2P-Seconds"]) >= 0 and int(headers["X-P2P-Batch"]) >= 1
+    [direct] = model.generate(Image.fromarray(PALETTE[grid]), seed=3)
+    assert_close(np.asarray(Image.open(io.BytesIO(body)).convert("RGB")), np.asarray(direct))
+    # Four seeds from the seed on, back to back; the variation off: the same facade for every seed.
+    status, headers, body = _render(base, grid, f"seed={MAX_SEED - 3}&count=4&stochastic=0")
+    lengths = [int(n) for n in headers["X-P2P-Lengths"].split(",")]
+    assert status == 200 and len(lengths) == 4 and sum(lengths) == len(body)
+    pictures = [body[sum(lengths[:i]):sum(lengths[:i + 1])] for i in range(4)]
+    assert len(set(pictures)) == 1 and pictures[0][:4] == b"RIFF"
+    for bad_query, body_, words in [("seed=-1", grid, "the seed must lie in"),
+                                    (f"seed={MAX_SEED}&count=4", grid, "the seed must lie in"),
+                                    ("seed=x", grid, "whole numbers"), ("count=9", grid, "count must lie in"),
+                                    ("seed=0", b"hello", "not deflated"),
+                                    ("seed=0", zlib.compress(bytes(100)), "256 x 256 class indices"),
+                                    ("seed=0", zlib.compress(bytes([12]) * 65536), "class indices must lie in")]:
+        status, _, text = _render(base, body_, bad_query)
+        assert status == 400 and words in text.decode(), (bad_query, text)
+    status, headers, body = _get(f"{base}p2p/page.json")
+    page = json.loads(body)
+    assert status == 200 and headers["Cache-Control"] == "no-store"
+    assert page["variations"] == app.NUM_VARIATIONS == 4 and page["start"]["seed"] == 0
+    assert page["names"] == {"seed": "facade-seed{seed}", "any": "facade-any-seed"}  # webapp.serving's
+    assert page["model"]["url"].endswith("-int8.onnx") and page["model"]["download"] > 0
 
 
 def test_canvas_is_the_palette_with_class_names_and_shortcuts(handlers):
@@ -500,7 +487,7 @@ def test_canvas_is_the_palette_with_class_names_and_shortcuts(handlers):
     assert len({c["key"] for c in canvas.props["classes"]}) == len(CLASS_NAMES)
     assert canvas.props["size"] == 256 and canvas.elem_id == "canvas"
     assert "<canvas" in canvas.html_template
-    assert 'final ? "submit" : "input"' in canvas.js_on_load  # the two events app.build_demo listens to
+    assert "window.p2pPage.canvasChanged" in canvas.js_on_load  # every change goes to the page's controller
 
 
 # ----------------------------------------------------------------------------------------------- command line
@@ -547,19 +534,6 @@ def test_zero_gpu_wraps_the_forward_only_when_asked(monkeypatch, tiny_generator)
     assert len(wrapped) == 1 and open_rgb(plain.start_facade).shape == (256, 256, 3)
 
 
-def test_an_overtaken_canvas_update_answers_nothing(handlers):
-    page = type("Request", (), {"session_hash": "page-1"})()
-    update = lambda version: gr.EventData(None, {"version": version})  # noqa: E731
-    handlers.versions.note("page-1", 5)  # update 5 of this page has reached the server
-    stale = handlers.paint(handlers.start_canvas, 1, True, fresh(handlers), update(4), page)
-    assert all(x == SKIP for x in stale)  # gr.skip() for every output
-    newer = handlers.paint(handlers.start_canvas, 1, True, fresh(handlers), update(6), page)
-    assert open_rgb(newer.facade).shape == (256, 256, 3)
-    other_page = type("Request", (), {"session_hash": "page-2"})()
-    other = handlers.paint(handlers.start_canvas, 1, True, fresh(handlers), update(1), other_page)
-    assert open_rgb(other.facade).shape == (256, 256, 3)
-
-
 def _get(url: str, **headers: str):
     import urllib.error
     import urllib.request
@@ -585,8 +559,8 @@ def test_the_app_serves_what_the_browser_needs_from_itself_cached_and_cross_orig
     assert status == 200 and headers["Cross-Origin-Opener-Policy"] == "same-origin"
     assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"  # so WebAssembly may use threads
 
-    status, headers, body = _get(f"{base}p2p/model.json")
-    info = json.loads(body)
+    status, headers, body = _get(f"{base}p2p/page.json")
+    info = json.loads(body)["model"]  # what the page's worker needs to load and feed the model
     assert status == 200 and headers["Cache-Control"] == "no-store"
     assert info["shapes"] == [[64, 4, 4], [64, 8, 8], [64, 16, 16]] and info["nz"] == 0 and info["size"] == 256
     assert info["ort"] == f"p2p/ort/{ORT_VERSION}/"
@@ -605,6 +579,6 @@ def test_the_app_serves_what_the_browser_needs_from_itself_cached_and_cross_orig
     assert _get(wasm)[2] == raw  # as it is, to a client that takes no gzip
     assert _get(f"{base}p2p/ort/0.0.1/ort-wasm-simd-threaded.wasm")[0] == 404  # another version: not here
     assert _get(f"{base}p2p/ort/{ORT_VERSION}/..%2Fweights%2Fmodel.safetensors")[0] == 404
-    status, headers, body = _get(f"{base}p2p/js/local.js")
+    status, headers, body = _get(f"{base}p2p/js/controller.js")
     assert status == 200 and headers["Cache-Control"] == "no-cache" and b"export async function start" in body
     assert _get(f"{base}p2p/js/nothing.js")[0] == 404

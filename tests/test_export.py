@@ -13,7 +13,17 @@ import torch
 
 import pix2pix.fast
 from pix2pix import Pix2Pix, UnetGenerator
-from pix2pix.export import OnnxGenerator, export_onnx, input_names, main, onnx_file, weights_hash
+from pix2pix.export import (
+    INT8_LEVELS,
+    OnnxGenerator,
+    export_onnx,
+    input_names,
+    int8_per_channel,
+    main,
+    onnx_file,
+    quantised_generator,
+    weights_hash,
+)
 from pix2pix.fast import plan_inference
 
 
@@ -54,6 +64,35 @@ def test_weights_are_stored_in_fp16_and_the_noise_is_described(coded_generator):
     assert meta["pix2pix_weights_hash"] == weights_hash(coded_generator)
     assert json.loads(meta["pix2pix_noise"]) == {"shapes": [[64, 4, 4], [64, 8, 8], [64, 16, 16]], "nz": 8,
                                                  "p": 0.5, "size": 256}
+
+
+def test_int8_weights_per_output_channel_dequantised_in_the_graph(coded_generator):
+    """The browser's model: the convolutions' weights in int8 with one fp32 scale per output channel and a
+    DequantizeLinear to fp32 in the graph (the arithmetic stays fp32), half the fp16 file; it computes exactly
+    what ``quantised_generator`` does in torch, within a grey level of the fp16 model on this tiny one."""
+    fp16, int8 = export_onnx(coded_generator), export_onnx(coded_generator, int8_weights=True)
+    model = onnx.load_from_string(int8)
+    quantised = [i for i in model.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 4]
+    dequantise = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    assert quantised and len(dequantise) == len(quantised) and len(int8) < 0.6 * len(fp16)
+    conv_types = {n.op_type for n in model.graph.node if n.op_type.startswith("Conv")}
+    assert conv_types == {"Conv", "ConvTranspose"}
+    axes = {n.input[0]: next(a.i for a in n.attribute if a.name == "axis") for n in dequantise}
+    assert set(axes.values()) == {0, 1}  # Conv (out, in, kh, kw) and ConvTranspose (in, out, kh, kw)
+    weights = np.random.default_rng(0).normal(size=(8, 4, 3, 3)).astype(np.float32)
+    weights[3] *= 100  # one loud channel does not coarsen the others
+    values, scales = int8_per_channel(weights, 0)
+    assert values.dtype == np.int8 and np.abs(values).max() == INT8_LEVELS and scales.shape == (8,)
+    assert (np.abs(values * scales[:, None, None, None] - weights).max(axis=(1, 2, 3)) <= scales / 2 + 1e-6).all()
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    masks, z = coded_generator.sample_noise([5, 6], 256)
+    feed = {"labels": x.numpy(), **{f"mask{k}": m.numpy() for k, m in enumerate(masks)}, "code": z.numpy()}
+    got = ort.InferenceSession(int8, providers=["CPUExecutionProvider"]).run(["facade"], feed)[0]
+    with torch.inference_mode():
+        same = quantised_generator(coded_generator)(x, masks=masks, z=z).numpy()
+        full = coded_generator(x, masks=masks, z=z).numpy()
+    assert np.abs(got - same).max() <= 1e-3
+    assert np.abs(got - full).mean() * 127.5 <= 1.0  # within a grey level (mean) of the full model
 
 
 def test_onnx_file_is_built_once_named_by_the_weights_and_rebuilt_when_damaged(tiny_generator, coded_generator,

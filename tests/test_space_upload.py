@@ -35,7 +35,8 @@ def test_the_space_upload_sends_what_the_app_needs_and_nothing_else():
               "assets/weights/config.json",
               *(p for p in tracked if p.startswith(("pix2pix/", "webapp/", "assets/canvas/", "assets/examples/",
                                                     "assets/js/", "assets/ort/")))}
-    assert {"assets/ort/ort-wasm-simd-threaded.wasm", "assets/js/local.js", "assets/js/philox.js"} <= needed
+    assert {"assets/ort/ort-wasm-simd-threaded.wasm", "assets/js/controller.js", "assets/js/renderers.js",
+            "assets/js/worker.js", "assets/js/philox.js"} <= needed
     assert needed <= sent, needed - sent
     assert not [p for p in sent if p.startswith((".venv/", "runs/", "tests/", "train/", ".git")) or "__pycache__" in p]
     # The app imports nothing from what stays behind.

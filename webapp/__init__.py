@@ -1,7 +1,9 @@
 """The facade-pix2pix web app: the page, its handlers and the public API, over the ``pix2pix`` library.
 
     page.py      the page (``build_demo``): layout, CSS, the label-map canvas, which event runs which handler
-    handlers.py  ``FacadeApp``: every handler of the page, and the one path from a label map to served facades
+    handlers.py  ``FacadeApp``: the model behind page and API (one path from a label map to facades), the loaders
+    render.py    the page's routes: its settings (/p2p/page.json) and its server renderer (POST /p2p/render)
+    browser.py   what the page needs to draw facades in the browser: the model as ONNX, ONNX Runtime Web
     api.py       the public endpoints (/generate, /variations, /random_layout) for ``gradio_client``
     serving.py   what crosses the wire: canvas data URLs, API payloads, facades as files, torch's threads
     cache.py     a stand-in for Gradio's scheduled cache cleaning (see its docstring for why)

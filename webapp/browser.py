@@ -1,10 +1,9 @@
-"""What the page needs to draw facades in the visitor's browser (``assets/js/local.js``), served by the app itself.
+"""What the page needs to draw facades in the visitor's browser (``assets/js/worker.js``), served by the app itself.
 
-    /p2p/model.json                 the model's ONNX file name, size and noise shapes (never cached)
-    /p2p/model/<hash>.onnx          the generator as ONNX, fp16 weights (``pix2pix.export``; cached for a year:
-                                    a new model has a new hash), gzipped for browsers that accept it
+    /p2p/model/<hash>-int8.onnx     the generator as ONNX, int8 convolutions (``pix2pix.export``; cached for a
+                                    year: a new model has a new hash), brotli or gzip for browsers that accept it
     /p2p/ort/<version>/<file>       ONNX Runtime Web's files (``assets/ort/``; cached for a year: a new version
-                                    has a new path); the .wasm and .mjs gzipped once for browsers that accept it
+                                    has a new path); compressed once for browsers that accept it
     /p2p/js/<file>                  the page's own modules (``assets/js/``; revalidated on every visit)
 
 Every response also carries ``Cross-Origin-Opener-Policy: same-origin`` and ``Cross-Origin-Embedder-Policy:
@@ -31,7 +30,7 @@ from typing import Any
 
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from pix2pix import Pix2Pix
@@ -63,17 +62,22 @@ class BrowserModel:
 
     @classmethod
     def of(cls, model: Pix2Pix) -> BrowserModel:
-        """Export (once; ``pix2pix.export.onnx_file`` caches it) ``model``'s generator for the browser. Where
-        that cannot be done the page is told why and draws on the server."""
+        """Export (once; ``pix2pix.export.onnx_file`` caches it) ``model``'s generator for the browser, with
+        int8 convolutions (half fp16's bytes; the facades within about half a grey level of the server's:
+        docs/browser.md), and compress it once for the wire. Where that cannot be done the page is told why
+        and draws on the server."""
         if not onnxruntime_available():
             return cls(None, {}, "the server cannot export the model (pip install onnx onnxruntime)")
         try:
-            path = onnx_file(model.generator)
+            path = onnx_file(model.generator, int8=True)
+            download = _encoded(path, "model", "gzip").stat().st_size
+            if _has_brotli():
+                _encoded(path, "model", "br")
         except Exception as e:  # an export problem must not stop the app: the server path still works
             return cls(None, {}, f"the server could not export the model ({type(e).__name__})")
         generator, size = model.generator, model.image_size
-        info = {"url": f"p2p/model/{path.name}", "bytes": path.stat().st_size, "size": size, "nz": generator.nz,
-                "p": DROPOUT_P, "shapes": [list(s) for s in noise_shapes(generator, size)],
+        info = {"url": f"p2p/model/{path.name}", "bytes": path.stat().st_size, "download": download, "size": size,
+                "nz": generator.nz, "p": DROPOUT_P, "shapes": [list(s) for s in noise_shapes(generator, size)],
                 "ort": f"p2p/ort/{ORT_VERSION}/"}
         return cls(path, info)
 
@@ -82,37 +86,55 @@ def _browser_model(request: Request) -> BrowserModel | None:
     return getattr(request.app.get_blocks(), "p2p_browser", None)
 
 
-async def model_json(request: Request) -> Response:
-    served = _browser_model(request)
-    if served is None or served.path is None:
-        problem = served.problem if served is not None else "this app serves no model to browsers"
-        return JSONResponse({"error": problem}, status_code=503, headers={"Cache-Control": "no-store"})
-    return JSONResponse(served.info, headers={"Cache-Control": "no-store"})
+_ENCODE_LOCK = threading.Lock()
+SUFFIXES = {"gzip": ".gz", "br": ".br"}
 
 
-_GZIP_LOCK = threading.Lock()
-
-
-def _gzipped(path: Path, folder: str) -> Path:
-    """``path`` gzipped once, kept in the temporary folder under ``folder`` (wasm: 14.8 MB to 3.8; the model's
-    fp16 weights: 27.6 to 25.5)."""
-    out = Path(tempfile.gettempdir()) / "facade-pix2pix-gz" / folder / f"{path.name}.gz"
-    with _GZIP_LOCK:
+def _encoded(path: Path, folder: str, encoding: str) -> Path:
+    """``path`` compressed once (gzip, or brotli where the ``brotli`` package is there: Gradio's dependency),
+    kept in the temporary folder under ``folder`` (the runtime's wasm: 14.8 MB to 3.8 gzipped; the int8
+    model: 13.9 to 11.9 gzipped, 11.8 brotli)."""
+    out = Path(tempfile.gettempdir()) / "facade-pix2pix-gz" / folder / f"{path.name}{SUFFIXES[encoding]}"
+    with _ENCODE_LOCK:
         if not out.is_file():
             out.parent.mkdir(parents=True, exist_ok=True)
-            staging = out.with_suffix(".gz.part")
-            with path.open("rb") as src, gzip.open(staging, "wb", compresslevel=6) as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+            staging = out.with_suffix(".part")
+            if encoding == "br":
+                import brotli
+
+                staging.write_bytes(brotli.compress(path.read_bytes(), quality=5))
+            else:
+                with path.open("rb") as src, gzip.open(staging, "wb", compresslevel=6) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
             staging.replace(out)
     return out
 
 
+def _accepted(request: Request) -> str | None:
+    """The best encoding the browser accepts: brotli (browsers send it over HTTPS only), gzip, or none."""
+    accepted = {part.split(";")[0].strip() for part in request.headers.get("accept-encoding", "").split(",")}
+    for encoding in ("br", "gzip"):
+        if encoding in accepted and (encoding != "br" or _has_brotli()):
+            return encoding
+    return None
+
+
+def _has_brotli() -> bool:
+    try:
+        import brotli  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _forever(request: Request, path: Path, folder: str) -> Response:
-    """An immutable file (its URL changes when it does), gzipped for a browser that accepts it."""
+    """An immutable file (its URL changes when it does), compressed for a browser that accepts it."""
     headers = {"Cache-Control": FOREVER, "Vary": "Accept-Encoding"}
     media = TYPES[path.suffix]
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        return FileResponse(_gzipped(path, folder), media_type=media, headers={**headers, "Content-Encoding": "gzip"})
+    encoding = _accepted(request)
+    if encoding:
+        return FileResponse(_encoded(path, folder, encoding), media_type=media,
+                            headers={**headers, "Content-Encoding": encoding})
     return FileResponse(path, media_type=media, headers=headers)
 
 
@@ -140,7 +162,6 @@ def js_file(request: Request) -> Response:
 # Sync handlers (model_file, ort_file, js_file) run in Starlette's thread pool: a first gzip or a large file
 # never holds up the event loop that serves the queue.
 ROUTES = [
-    Route("/p2p/model.json", model_json),
     Route("/p2p/model/{name}", model_file),
     Route("/p2p/ort/{version}/{name}", ort_file),
     Route("/p2p/js/{name}", js_file),
@@ -167,5 +188,8 @@ class CrossOriginIsolation:
 
 
 def launch_app_kwargs() -> dict[str, Any]:
-    """``demo.launch(app_kwargs=...)``: the routes above and the isolation headers (a new dict each launch)."""
-    return {"routes": list(ROUTES), "middleware": [Middleware(CrossOriginIsolation)]}
+    """``demo.launch(app_kwargs=...)``: the routes above, the page's (``webapp.render``) and the isolation
+    headers (a new dict each launch)."""
+    from webapp.render import ROUTES as PAGE_ROUTES
+
+    return {"routes": [*ROUTES, *PAGE_ROUTES], "middleware": [Middleware(CrossOriginIsolation)]}

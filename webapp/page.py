@@ -3,7 +3,9 @@
 The label-map canvas is our own (``assets/canvas/``: a ``gr.HTML`` with a template, CSS and ``js_on_load``):
 it paints on the model's 256x256 grid, and sends the grid as a PNG data URL of a few KB with each update, so
 nothing is uploaded and nothing piles up on disk. ``assets/canvas/page.js`` is the rest of the page's own
-script: the busy state and the PNG downloads (it runs in the browser, needs no build step, fetches nothing).
+script: the busy state and the PNG downloads; it starts the page's controller (``assets/js/controller.js``),
+which owns the seed, the variations and the status line and draws every facade (on the server through
+``webapp.render``'s route, or in the browser). The Gradio events here are the loaders only.
 
 Four areas, laid out by ``CSS`` (a grid over Gradio's row):
 - a desktop (over 1000 px wide): the canvas with its loaders (examples, random layout, upload) under it, the
@@ -27,7 +29,7 @@ from webapp import analytics_enabled
 from webapp.api import add_endpoints
 from webapp.browser import BrowserModel, launch_app_kwargs
 from webapp.cache import CACHE_MAX_AGE_MINUTES, delete_cache
-from webapp.handlers import DEFAULT_MAX_BATCH_SIZE, NUM_VARIATIONS, VARIATIONS_LABEL, FacadeApp, Reply, status_line
+from webapp.handlers import DEFAULT_MAX_BATCH_SIZE, NUM_VARIATIONS, FacadeApp, Reply
 
 TITLE = "facade-pix2pix"
 #: Uploads above this many bytes are refused by the server before they reach the app.
@@ -79,22 +81,13 @@ def canvas_component(app: FacadeApp) -> gr.HTML:
 
 @dataclass
 class Widgets:
-    """The page's components that events read or write; ``outputs`` are those every page event answers, in
-    the order of ``webapp.handlers.Reply.FIELDS``."""
+    """The page's components that the loaders read or write; ``outputs`` are those every loader answers, in
+    the order of ``webapp.handlers.Reply.FIELDS``. The rest of the page is the controller's (page.js)."""
 
     canvas: gr.HTML
-    facade: gr.Image
-    status: gr.Markdown
-    seed: gr.Number
     layout_seed: gr.Number
-    variations: gr.Gallery
-    shown: gr.State
-    seed_error: gr.HTML
+    layout: gr.State
     load_error: gr.HTML
-    stochastic: gr.Checkbox
-    seed_btn: gr.Button
-    generate_btn: gr.Button
-    variations_btn: gr.Button
     random_btn: gr.Button
     upload_btn: gr.UploadButton
     examples: gr.Gallery
@@ -122,47 +115,43 @@ def _paint_area(app: FacadeApp) -> tuple:
     return canvas, random_btn, layout_seed, upload_btn, load_error, examples
 
 
-def _result_area(app: FacadeApp, initial_seed: int) -> tuple:
-    """The facade, its status line, and the controls of the seed that drew it."""
+def _result_area(app: FacadeApp, initial_seed: int) -> None:
+    """The facade, its status line and the line under it (which renderer draws: the controller fills both;
+    their room is kept from the start, so nothing moves when they are written), and the seed's controls."""
     with gr.Column(elem_id="result", min_width=0):
-        facade = gr.Image(value=app.start_facade, label="Facade", type="filepath", interactive=False,
-                          elem_id="facade", buttons=["fullscreen"], min_width=0)
-        status = gr.Markdown(status_line(app.start_seconds, 1, initial_seed, True), elem_id="status")
+        gr.Image(value=app.start_facade, label="Facade", type="filepath", interactive=False, elem_id="facade",
+                 buttons=["fullscreen"], min_width=0)
+        gr.HTML('<div id="status" aria-live="polite"></div><p id="backend" aria-live="polite"></p>',
+                elem_id="lines", padding=False)
         with gr.Row(elem_id="seed-row"):
-            seed = gr.Number(label="Seed", value=initial_seed, precision=0, elem_id="seed", min_width=0,
-                             container=False)
-            seed_btn = gr.Button("New seed", size="md", elem_id="new-seed", min_width=0)
-            generate_btn = gr.Button("Generate", variant="primary", size="md", elem_id="generate", min_width=0)
-        seed_error = gr.HTML("", elem_id="seed-error")
-        stochastic = gr.Checkbox(label="Vary with the seed", value=True, elem_id="stochastic", min_width=0,
-                                 container=False)
+            gr.Number(label="Seed", value=initial_seed, precision=0, elem_id="seed", min_width=0, container=False)
+            gr.Button("New seed", size="md", elem_id="new-seed", min_width=0)
+            gr.Button("Generate", variant="primary", size="md", elem_id="generate", min_width=0)
+        gr.HTML("", elem_id="seed-error")
+        gr.Checkbox(label="Vary with the seed", value=True, elem_id="stochastic", min_width=0, container=False)
         gr.Markdown(SEED_HELP, elem_id="seed-help")
         gr.Button("Save facade (PNG)", size="md", elem_id="save-facade", min_width=0)
-    return facade, status, seed, seed_btn, generate_btn, seed_error, stochastic
 
 
-def _variations_area() -> tuple:
-    """The variations: their button above them, and how to use them under them."""
+def _variations_area() -> None:
+    """The variations: their button, the four (the controller puts them in #variations), how to use them."""
     with gr.Column(elem_id="more", min_width=0):
-        variations_btn = gr.Button(f"{NUM_VARIATIONS} variations", size="md", elem_id="variations-btn", min_width=0)
-        variations = gr.Gallery(label=VARIATIONS_LABEL, columns=2, height="auto", allow_preview=False,
-                                object_fit="contain", elem_id="variations", min_width=0, buttons=[])
+        gr.Button(f"{NUM_VARIATIONS} variations", size="md", elem_id="variations-btn", min_width=0)
+        gr.HTML("", elem_id="variations", padding=False)
         gr.Markdown("Four seeds from the seed on. Click one to make it the facade, and its seed the seed.",
                     elem_id="variations-help")
         gr.Button(f"Save the {NUM_VARIATIONS} (PNG)", size="md", elem_id="save-variations", min_width=0)
-    return variations_btn, variations
 
 
 def _layout(app: FacadeApp, initial_seed: int) -> Widgets:
     """The title, then the four areas (see the module's docstring for where each goes)."""
     gr.Markdown(INTRO, elem_id="intro")
-    shown = gr.State(app.start_shown(initial_seed))
+    layout = gr.State(None)
     with gr.Row(elem_id="workspace", equal_height=False):
         canvas, random_btn, layout_seed, upload_btn, load_error, examples = _paint_area(app)
-        facade, status, seed, seed_btn, generate_btn, seed_error, stochastic = _result_area(app, initial_seed)
-        variations_btn, variations = _variations_area()
-    return Widgets(canvas, facade, status, seed, layout_seed, variations, shown, seed_error, load_error, stochastic,
-                   seed_btn, generate_btn, variations_btn, random_btn, upload_btn, examples)
+        _result_area(app, initial_seed)
+        _variations_area()
+    return Widgets(canvas, layout_seed, layout, load_error, random_btn, upload_btn, examples)
 
 
 def _busy(target: str, inputs: int) -> dict:
@@ -172,37 +161,21 @@ def _busy(target: str, inputs: int) -> dict:
 
 
 def _wire(demo: gr.Blocks, app: FacadeApp, w: Widgets, model_queue: dict) -> None:
-    """Which event runs which handler. Every page event answers the same outputs (``Widgets.outputs``), hides
-    Gradio's progress overlay (the page has its own busy state: ``_busy``, and page.js), and keeps a name of its
-    own (/generate and /variations are the API's)."""
+    """Which event runs which handler: the loaders, which put a label map on the canvas (one request each; the
+    controller then draws its facade). Each hides Gradio's progress overlay (the page has its own busy state:
+    ``_busy``, and page.js) and keeps a name of its own (the API's are /generate, /variations, /random_layout).
+    One that fails (a photo, a bad layout seed) leaves the canvas as it was and says why next to the loaders."""
     quiet = dict(show_progress="hidden", api_visibility="private")
     queue = dict(**quiet, **model_queue)
-    out = w.outputs
-    page_in = [w.canvas, w.seed, w.stochastic, w.shown]
 
-    def on(target: str, triggers: list, fn, inputs: list, name: str, mode: str = "always_last") -> None:
-        busy = _busy(target, len(inputs)) if target else {}
-        event = gr.on(triggers, fn, inputs, out, trigger_mode=mode, api_name=name, **busy, **queue)
-        if target:  # the end, success or failure: a browser-only step (no request)
-            event.then(None, js=f"() => window.p2pDone && window.p2pDone('{target}')", queue=False, **quiet)
+    def on(triggers: list, fn, inputs: list, name: str) -> None:
+        event = gr.on(triggers, fn, inputs, w.outputs, api_name=name, **_busy("facade", len(inputs)), **queue)
+        event.then(None, js="() => window.p2pDone && window.p2pDone('facade')", queue=False, **quiet)
 
-    # Live updates during a stroke: "once", at most one in flight per page. The final canvas of a stroke or an
-    # edit: at once ("always_last" among its kind). FacadeApp.paint lets only the newest canvas answer.
-    on("facade", [w.canvas.input], app.paint, page_in, "page_paint_live", mode="once")
-    on("facade", [w.canvas.submit], app.paint, page_in, "page_paint")
-    on("facade", [w.generate_btn.click, w.stochastic.input], app.generate, page_in, "page_generate")
-    on("facade", [w.seed.input], app.seed_typed, page_in, "page_seed_typed")
-    on("facade", [w.seed.submit, w.seed.blur], app.seed_entered, page_in, "page_seed")
-    on("facade", [w.seed_btn.click], app.new_seed, [w.canvas, w.stochastic, w.shown], "page_new_seed")
-    on("variations", [w.variations_btn.click], app.variations, page_in, "page_variations")
-    on("", [w.variations.select], app.pick_variation, [w.shown], "page_pick_variation")
-    # The loaders put a label map on the canvas and answer with its facade: one request each. One that fails
-    # (a photo, a bad layout seed) leaves the canvas as it was and says why next to the loaders.
-    on("facade", [w.examples.select], app.load_example, [w.stochastic, w.shown], "page_example")
-    on("facade", [w.upload_btn.upload], app.load_upload, [w.upload_btn, w.stochastic, w.shown], "page_upload")
-    on("facade", [w.random_btn.click], app.random_layout, [w.stochastic, w.shown], "page_random_layout")
-    on("facade", [w.layout_seed.submit], app.layout_from_seed, [w.layout_seed, w.stochastic, w.shown],
-       "page_layout")
+    on([w.examples.select], app.load_example, [], "page_example")
+    on([w.upload_btn.upload], app.load_upload, [w.upload_btn], "page_upload")
+    on([w.random_btn.click], app.random_layout, [], "page_random_layout")
+    on([w.layout_seed.submit], app.layout_from_seed, [w.layout_seed, w.canvas, w.layout], "page_layout")
     # The canvas opens on an example, not a random layout: the layout seed box is empty (Gradio's number box
     # shows 0 for an empty first value, so it is emptied in the browser once the page is up; no request).
     demo.load(None, None, w.layout_seed, js="() => null", queue=False, **quiet)
@@ -217,7 +190,7 @@ def build_demo(model: Pix2Pix, *, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, 
 
     Every model event, the page's and the API's, shares one concurrency group: up to 2 x max_batch_size
     requests are converted in parallel threads, and their forwards are batched by the app's Batcher."""
-    app = FacadeApp(model, max_batch_size)
+    app = FacadeApp(model, max_batch_size, start_seed=initial_seed)
     model_queue = dict(concurrency_limit=2 * max(1, max_batch_size), concurrency_id=MODEL_QUEUE)
     with gr.Blocks(title=TITLE, analytics_enabled=analytics_enabled(), fill_width=True,
                    delete_cache=delete_cache(cache_max_age)) as demo:

@@ -64,11 +64,16 @@ def public_message(error: Exception, payload: Any = None) -> str:
     return message
 
 
+#: A facade's file name without its extension, which says how to make it again: ``facade-seed42``, or
+#: ``facade-any-seed`` with the variation off (dropout off: every seed gives that facade). The one home of the
+#: names: the page's controller gets them from /p2p/page.json (``webapp.render``) and saves ``.png`` files.
+SEED_NAME = "facade-seed{seed}"
+ANY_SEED_NAME = "facade-any-seed"
+
+
 def facade_name(seed: int, stochastic: bool = True) -> str:
-    """A served facade's file name, which says how to make it again: ``facade-seed42.webp``, or
-    ``facade-any-seed.webp`` with the variation off (dropout off: every seed gives that facade). The page saves
-    it under the same name as a PNG."""
-    return f"facade-seed{seed}.webp" if stochastic else "facade-any-seed.webp"
+    """A served facade's file name: ``facade-seed42.webp``, or ``facade-any-seed.webp`` with the variation off."""
+    return (SEED_NAME.format(seed=seed) if stochastic else ANY_SEED_NAME) + ".webp"
 
 
 def encode_facade(image: Image.Image) -> bytes:

@@ -4,8 +4,8 @@
 //
 // The picture is the model's own grid: `size` x `size` class indices, drawn one canvas pixel each (scaled up
 // by CSS, `image-rendering: pixelated`), so every pixel is a palette colour and nothing is antialiased.
-// `props.value` is that grid as a PNG data URL, both ways: the page sends it with each `input` event (a few
-// KB, no file upload), and Python sets it to load an example, a random layout or an upload.
+// `props.value` is that grid as a PNG data URL, both ways: the page keeps it up to date, and Python sets it to
+// load an example, a random layout or an upload. The facades are the page controller's (controller.js).
 //
 // Reading the classes: the palette is the data set's, and some neighbours are close (window and facade are
 // two blues, door and cornice two cyans). "Outlines" (O, on from the start) draws every class border on a
@@ -14,7 +14,7 @@
 //
 // While a stroke is being painted the root carries data-painting (the page's busy state stays quiet then:
 // the live facade follows the brush). "Save" is the page's (page.js): it reads `canvas.p2p`, and so does
-// browser mode (assets/js/local.js), which draws the facade in the page from the same grid.
+// the page's controller (assets/js/controller.js), which draws the facade from the same grid.
 
 const SIZE = props.size;
 const COLOURS = props.classes.map((c) => [1, 3, 5].map((i) => parseInt(c.color.slice(i, i + 2), 16)));
@@ -168,18 +168,12 @@ function clearAll() {
 }
 
 // ------------------------------------------------------------------------------------------- sending
-// Two events, each update numbered: `input` for the live updates during a stroke (Gradio's trigger mode
-// "once": while one is in flight the next are dropped, so at most one live request per page), `submit` for
-// the final canvas of a stroke or an edit (it leaves at once, "always_last" among its kind). The server
-// answers only if no newer canvas of this page has reached it, so the newest canvas always wins.
-let version = 0;
-
-// In browser mode (assets/js/local.js) the page draws the facade itself: the update goes there, not to the server.
+// Every change goes to the page's controller (assets/js/controller.js), which draws its facade: live updates
+// during a stroke, and the final canvas of a stroke or an edit. `props.value` (the grid as a PNG data URL) is
+// kept for the loaders' events, which read it (a layout seed checks the canvas still holds its layout).
 function send(final = true) {
-  props.value = canvas.toDataURL("image/png");
-  version += 1;
-  if (window.p2pLocal && window.p2pLocal.active) window.p2pLocal.canvasChanged(final);
-  else trigger(final ? "submit" : "input", { version });
+  if (final) props.value = canvas.toDataURL("image/png");
+  if (window.p2pPage) window.p2pPage.canvasChanged({ live: !final });
 }
 
 function liveTick() {
@@ -382,7 +376,7 @@ function load(url, undoable = true) {
     grid = next;
     render();
     root.dataset.loaded = String(Number(root.dataset.loaded || 0) + 1);
-    if (changed && window.p2pLocal && window.p2pLocal.active) window.p2pLocal.canvasChanged(true);
+    if (undoable && changed && window.p2pPage) window.p2pPage.canvasChanged({ loaded: true });
   };
   picture.src = url;
 }

@@ -1,10 +1,10 @@
 () => {
   // The page's own script (Gradio runs it once the page is up: `js=` of launch, in webapp/page.py), beside the
-  // canvas's (canvas.js). It fetches nothing but browser mode's module from this server (assets/js/local.js,
-  // at the end), which draws the facades in the page where the browser can.
+  // canvas's (canvas.js). At the end it starts the page's controller (assets/js/controller.js, from this
+  // server), which owns the seed, the variations and the status line, and draws every facade.
   //
-  // Busy state: every model event of the page calls p2pBusy(target) in the browser before its request leaves,
-  // and p2pDone(target) once its answer is on the page, success or failure (webapp/page.py, `_busy`). While
+  // Busy state: the controller, and the loaders' events (webapp/page.py, `_busy`), call p2pBusy(target) before
+  // a request leaves, and p2pDone(target) once its answer is on the page, success or failure. While
   // any is out, the target (#facade or #variations) carries data-busy; page.css dims it and shows a spinner
   // after a short delay, so a quick answer shows nothing.
   const pending = new Map();
@@ -38,7 +38,7 @@
   }
 
   function fileName(img) {
-    if (img.dataset.name && img.dataset.localSrc === img.src) return `${img.dataset.name}.png`; // drawn in the page
+    if (img.dataset.name) return `${img.dataset.name}.png`; // the controller names every picture it shows
     const last = decodeURIComponent(new URL(img.currentSrc || img.src, location.href).pathname.split("/").pop());
     return (last.replace(/\.[a-z0-9]+$/i, "") || "facade") + ".png";
   }
@@ -109,19 +109,15 @@
     } else if (button.id === "save-facade") {
       await savePicture(document.querySelector("#facade img"));
     } else {
-      const local = document.body.dataset.backend === "browser";
-      const selector = local ? "#variations .p2p-local-item img" : "#variations .thumbnail-item img";
-      for (const img of document.querySelectorAll(selector)) await savePicture(img);
+      for (const img of document.querySelectorAll("#variations .p2p-var-item img")) await savePicture(img);
     }
   });
 
-  // Browser mode: the facades drawn in this page by ONNX Runtime Web (assets/js/local.js says when and why).
-  const browserMode = new URL("p2p/js/local.js", new URL(".", location.href)).href;
-  import(browserMode).then((module) => module.start()).catch((error) => {
-    console.error("facade-pix2pix: browser mode did not start", error);
-    const line = document.createElement("p");
-    line.id = "backend";
-    line.textContent = "Facades are drawn on the server: this browser could not start drawing them itself.";
-    document.getElementById("status")?.after(line);
+  // The controller: it draws the facades, on the server or in this browser (controller.js says when and why).
+  const controller = new URL("p2p/js/controller.js", new URL(".", location.href)).href;
+  import(controller).then((module) => module.start()).catch((error) => {
+    console.error("facade-pix2pix: the page did not start", error);
+    const line = document.getElementById("backend");
+    if (line) line.textContent = "This browser could not start the page: reload it, or try another browser.";
   });
 }

@@ -11,12 +11,14 @@ with Playwright, the way people paint:
   server) painting at once. Each paints ``--strokes`` short strokes (about 200 ms each, so live updates
   leave during the stroke too), the next one as soon as the last stroke's facade is shown: mouse-up to
   the new facade decoded on the page (median, p95), and mouse-up to the request leaving the page (``fetch``
-  of ``queue/join``).
+  of ``/p2p/render``); and the page's main-thread tasks over 50 ms while it painted (the Long Tasks API:
+  wall-clock, so on a busy machine they include waits for a core).
 - With one page: also a 2-second stroke, and how many new facades reach the page while the button is down.
 - For each ``--backend``: ``server`` (``?backend=server``: every facade a request) and ``browser``
-  (``?backend=browser``: the page draws them with ONNX Runtime Web, WebAssembly here; no request). In browser
-  mode also the first visit: what the page downloaded for it (MB over the wire) and the time from opening the
-  page to its first facade drawn in the browser. All pages, browsers and the server share this machine's cores.
+  (``?backend=browser``: the page draws them with ONNX Runtime Web in a worker, WebAssembly here; no request).
+  In browser mode also the first visit: what the page and its worker downloaded (MB over the wire) and the time
+  from opening the page to its first facade drawn in the browser; then what a reload and a new tab of the same
+  (fresh) profile download. All pages, browsers and the server share this machine's cores.
 
 Prints the figures; nothing leaves 127.0.0.1.
 """
@@ -41,30 +43,34 @@ READY_JS = ("() => { const c = document.querySelector('#canvas canvas');"
             " const i = document.querySelector('#facade img');"
             " return c && c.p2p && i && i.complete && i.naturalWidth > 0; }")
 
-# Before any page script: timestamps of pointer-down and -up and of every queue/join request.
+# Before any page script: timestamps of pointer-down and -up, of every request that makes the server draw, and
+# the main thread's long tasks ([start, duration]).
 INIT_JS = """
-window.__up = []; window.__join = []; window.__down = [];
+window.__up = []; window.__join = []; window.__down = []; window.__long = [];
+new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__long.push([e.startTime, e.duration]); })
+  .observe({type: 'longtask', buffered: true});
 document.addEventListener('pointerdown', () => window.__down.push(performance.now()), true);
 document.addEventListener('pointerup', () => window.__up.push(performance.now()), true);
 const fetch0 = window.fetch;
 window.fetch = function (input, init) {
-  const url = typeof input === 'string' ? input : input.url;
-  if (url && url.includes('queue/join')) window.__join.push(performance.now());
+  const url = typeof input === 'string' ? input : (input.url || String(input));
+  if (url && (url.includes('queue/join') || url.includes('/p2p/render'))) window.__join.push(performance.now());
   return fetch0.apply(this, arguments);
 };
 """
 
 
-# In browser mode, once it has started: what the first visit cost (bytes over the wire of every resource, and of
-# the browser mode's own), and when the first browser facade was on the page (ms from the navigation's start).
-FIRST_VISIT_JS = """() => {
-  const all = performance.getEntriesByType('resource');
-  const wire = (list) => list.reduce((s, e) => s + (e.transferSize || 0), 0);
-  const s = window.p2pLocal.state;
-  return {active: window.p2pLocal.active, note: (document.querySelector('#backend') || {}).textContent,
-          ep: s.ep, total: wire(all), browserMode: wire(all.filter(e => e.name.includes('/p2p/'))),
+# In browser mode, once it has started: what the visit cost (bytes over the wire of the page's thread and of the
+# model's worker), and when the first browser facade was on the page (ms from the navigation's start).
+FIRST_VISIT_JS = """async () => {
+  const s = window.p2pPage.state, wire = await window.p2pPage.wire();
+  return {active: window.p2pPage.active(), note: (document.querySelector('#backend') || {}).textContent,
+          ep: s.worker && s.worker.ep, total: wire.page + wire.worker, worker: wire.worker,
           firstFacadeAt: performance.now(), modelMs: s.modelMs, firstMs: s.firstMs};
 }"""
+DECIDED_JS = ("() => window.p2pPage && window.p2pPage.ready && (window.p2pPage.active() ||"
+              " document.body.dataset.backend === 'server' && !document.querySelector('#backend')"
+              ".textContent.startsWith('Loading'))")
 
 
 class Painter:
@@ -81,15 +87,36 @@ class Painter:
         await self.page.goto(f"{url}?backend={backend}{self.query}")
         await self.page.wait_for_function(READY_JS, timeout=120_000)
         if backend == "browser":
-            await self.page.wait_for_function(
-                "() => window.p2pLocal && (window.p2pLocal.active || document.body.dataset.backend === 'server')",
-                timeout=300_000)
+            await self.page.wait_for_function(DECIDED_JS, timeout=300_000)
             self.first_visit = await self.page.evaluate(FIRST_VISIT_JS)
             if not self.first_visit["active"]:
                 raise RuntimeError(f"browser mode did not start: {self.first_visit['note']}")
+            if self.index == 0:
+                self.first_visit["again"] = await self.again(url)
+        await self.page.wait_for_function("() => window.p2pPage && window.p2pPage.ready && window.p2pPage.idle()",
+                                          timeout=60_000)
         await self.page.evaluate(WATCH_FACADE_JS)
+        self.painting_from = await self.page.evaluate("() => performance.now()")
         self.box = await self.page.locator("#canvas canvas.p2p-grid").bounding_box()
         await self.page.locator("#canvas [data-size='8']").click()
+
+    async def again(self, url: str) -> dict:
+        """A reload, then a new tab, in this page's (fresh) profile: what each fetched over the wire."""
+        out = {}
+        await self.page.reload()
+        await self.page.wait_for_function(DECIDED_JS, timeout=300_000)
+        out["reload"] = await self.page.evaluate(FIRST_VISIT_JS)
+        tab = await self.page.context.new_page()
+        await tab.goto(f"{url}?backend=browser{self.query}")
+        await tab.wait_for_function(DECIDED_JS, timeout=300_000)
+        out["new tab"] = await tab.evaluate(FIRST_VISIT_JS)
+        await tab.close()
+        return out
+
+    async def long_tasks(self) -> list[float]:
+        """The page's main-thread tasks over 50 ms while it painted (after it was ready), in ms."""
+        return await self.page.evaluate(f"() => window.__long.filter(([t]) => t > {self.painting_from})"
+                                        ".map(([, d]) => d)")
 
     def at(self, fx: float, fy: float) -> tuple[float, float]:
         return self.box["x"] + fx * self.box["width"], self.box["y"] + fy * self.box["height"]
@@ -126,9 +153,9 @@ class Painter:
     async def browser_facade(self, counted: bool) -> None:
         """Browser mode: until the page has drawn the final canvas. A stroke whose last live facade was already
         that canvas's needs none after mouse-up: it counts 0 ms."""
-        await self.page.wait_for_function("() => window.p2pLocal.idle()", timeout=60_000)
+        await self.page.wait_for_function("() => window.p2pPage.idle()", timeout=60_000)
         up = await self.page.evaluate("() => window.__up[window.__up.length - 1]")
-        shown = await self.page.evaluate("() => window.p2pLocal.state.shownAt")
+        shown = await self.page.evaluate("() => window.p2pPage.state.shownAt")
         if counted:
             self.latencies.append(max(0.0, shown - up))
             self.leave.append(float("nan"))
@@ -158,7 +185,8 @@ async def measure(url: str, pages: int, strokes: int, screenshot: str | None = N
             await asyncio.gather(*(painter.paint(strokes) for painter in painters))
             result = {"pages": pages, "backend": backend, "latencies": [t for q in painters for t in q.latencies],
                       "leave": [t for q in painters for t in q.leave],
-                      "first_visit": getattr(painters[0], "first_visit", None)}
+                      "first_visit": getattr(painters[0], "first_visit", None),
+                      "long": [d for q in painters for d in await q.long_tasks()]}
             if pages == 1:
                 result["long_ms"], result["during"] = await painters[0].long_stroke()
                 if screenshot:  # the README's picture: after the long stroke's facade is shown
@@ -188,14 +216,20 @@ def summary(r: dict, strokes: int) -> str:
                      f"max {max(leave):.0f} ms")
     else:
         lines.append("  requests to the server's queue after a mouse-up: none")
+    long = r.get("long", [])
+    lines.append(f"  main-thread tasks over 50 ms while painting: {len(long)}"
+                 + (f" (max {max(long):.0f} ms)" if long else ""))
     visit = r.get("first_visit")
     if visit:
-        lines.append(f"  first visit ({visit['ep']}): {visit['total'] / 1e6:.1f} MB over the wire in all, "
-                     f"{visit['browserMode'] / 1e6:.1f} MB of it browser mode's (runtime + model); "
+        lines.append(f"  first visit ({visit['ep']}): {visit['total'] / 1e6:.2f} MB over the wire in all, "
+                     f"{visit['worker'] / 1e6:.2f} MB of it the model's worker's (runtime + model); "
                      "model ready "
                      f"{visit['modelMs'] / 1000:.1f} s after the page started it, "
                      f"first browser facade {visit['firstMs']:.0f} ms later; "
                      f"page opened -> that facade {visit['firstFacadeAt'] / 1000:.1f} s")
+        for name, again in visit.get("again", {}).items():
+            lines.append(f"  {name} (same fresh profile): {again['total'] / 1e6:.2f} MB over the wire, "
+                         f"{again['worker'] / 1e6:.2f} MB of it the worker's")
     if "during" in r:
         lines.append(f"  a {r['long_ms'] / 1000:.1f} s stroke: {r['during']} new facades shown while the button "
                      "was down")

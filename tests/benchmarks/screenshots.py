@@ -24,8 +24,9 @@ READY_JS = ("() => { const c = document.querySelector('#canvas canvas');"
             " const i = document.querySelector('#facade img');"
             " return c && c.p2p && i && i.complete && i.naturalWidth > 0; }")
 #: The page has settled on who draws the facades (browser mode started, or the server with its note).
-DECIDED_JS = ("() => window.p2pLocal && (window.p2pLocal.active || (document.body.dataset.backend === 'server'"
-              " && document.querySelector('#backend')))")
+DECIDED_JS = ("() => window.p2pPage && window.p2pPage.ready && (window.p2pPage.active() ||"
+              " document.body.dataset.backend === 'server' && !document.querySelector('#backend')"
+              ".textContent.startsWith('Loading'))")
 VARIATIONS_JS = ("() => { const t = Array.from(document.querySelectorAll('#variations img'));"
                  " return t.length === 4 && t.every(i => i.complete && i.naturalWidth > 0); }")
 
@@ -52,7 +53,7 @@ def shoot(url: str, out: Path) -> list[Path]:
             page.goto(url)
             page.wait_for_function(READY_JS, timeout=120_000)
             page.wait_for_function(DECIDED_JS, timeout=300_000)
-            page.wait_for_function("() => !window.p2pLocal.active || window.p2pLocal.idle()", timeout=60_000)
+            page.wait_for_function("() => window.p2pPage.idle()", timeout=60_000)
             page.screenshot(path=str(phone))
         finally:
             browser.close()
