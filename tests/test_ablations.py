@@ -95,6 +95,8 @@ def test_every_generator_variant_exports_and_takes_the_fast_path(tmp_path, code_
     session = ort.InferenceSession(export_onnx(G, fp16_weights=False), providers=["CPUExecutionProvider"])
     feed = {"labels": x.numpy(), **{f"mask{k}": m.numpy() for k, m in enumerate(masks)}, "code": z.numpy()}
     assert np.abs(session.run(["facade"], feed)[0] - expected.numpy()).max() <= 1e-4
+    int8 = ort.InferenceSession(export_onnx(G, int8_weights=True), providers=["CPUExecutionProvider"])
+    assert np.abs(int8.run(["facade"], feed)[0] - expected.numpy()).mean() <= 0.01  # what the browser draws
     other = G(x[:1], seeds=[8])
     assert (G(x[:1], seeds=[7]) - other).abs().mean() > 1e-3  # the code still reaches the facade
     G.save_pretrained(tmp_path / "w")
