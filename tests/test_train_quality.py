@@ -72,7 +72,8 @@ def test_mode_seeking_step_runs_two_codes_and_trains_the_code_weights():
     D.forward = lambda labels, images: (seen.append(images.shape[0]), original(labels, images))[1]
     losses = train_step(Networks(G, D, opt_g, opt_d, Objective.of(cfg)), x, y)
     assert Objective.of(cfg).copies == 2 and seen == [8, 4]  # (fake, real) x 2 codes, then the generator's call
-    g_gan, g_l1, g_ms, d_real, d_fake = losses.tolist()
+    g_gan, g_l1, g_ms, d_real, d_fake, g_fm = losses.tolist()
+    assert g_fm == 0  # no feature matching asked for
     assert g_ms > 0 and all(map(torch.isfinite, losses))
     assert not torch.equal(code_weights, G.encoder[0].weight[:, 3:])
     with pytest.raises(SystemExit, match="--nz 8"):
@@ -94,7 +95,8 @@ def test_discriminator_warmup_step_moves_only_the_discriminator():
     assert all(torch.equal(v, G.state_dict()[k]) for k, v in g_before.items())  # the generator held still
     assert all(torch.equal(v, ema.module.state_dict()[k]) for k, v in ema_before.items())  # and its average
     assert not all(torch.equal(v, D.state_dict()[k]) for k, v in d_before.items())  # the discriminator learnt
-    g_gan, g_l1, g_ms, d_real, d_fake = losses.tolist()
+    g_gan, g_l1, g_ms, d_real, d_fake, g_fm = losses.tolist()
+    assert g_fm == 0  # no feature matching asked for
     assert g_gan > 0 and g_l1 > 0 and g_ms == 0 and d_real > 0 and d_fake > 0
     train_step(nets, x, y)  # after the warm-up: both move
     assert not all(torch.equal(v, G.state_dict()[k]) for k, v in g_before.items())
