@@ -85,7 +85,8 @@ def test_the_wheel_lists_requirements_txt_as_its_dependencies(wheel):
     # What the library and the app need travels inside the package; the README's pictures do not.
     for needed in ("pix2pix/_assets/weights/model.safetensors", "pix2pix/_assets/weights/config.json",
                    "pix2pix/_assets/examples/test013_blinds.png", "pix2pix/_assets/canvas/canvas.js",
-                   "pix2pix/_assets/js/local.js", "pix2pix/_assets/ort/ort-wasm-simd-threaded.wasm", "app.py",
+                   "pix2pix/_assets/js/controller.js", "pix2pix/_assets/js/worker.js",
+                   "pix2pix/_assets/ort/ort-wasm-simd-threaded.wasm", "app.py",
                    "webapp/page.py", "train/trainer.py"):
         assert needed in names, needed
     assert not [n for n in names if n.startswith("tests/") or "screenshot" in n or "results.jpg" in n]
