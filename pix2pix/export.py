@@ -229,10 +229,15 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(staging, path)
 
 
+def cache_root() -> Path:
+    """The project's cache folder: ``$PIX2PIX_CACHE`` or ``~/.cache/facade-pix2pix`` (built ONNX files, the layout
+    segmenter of ``train.fidelity``)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "facade-pix2pix").expanduser()
+
+
 def cache_dir() -> Path:
     """Where built ONNX files are kept: ``$PIX2PIX_CACHE/onnx`` or ``~/.cache/facade-pix2pix/onnx``."""
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "facade-pix2pix"
-    return Path(root).expanduser() / "onnx"
+    return cache_root() / "onnx"
 
 
 def onnx_file(generator: UnetGenerator, int8: bool = False) -> Path:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import time
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from pix2pix.export import cache_root
 from pix2pix.images import image_to_tensor
 from pix2pix.palette import NUM_CLASSES, PALETTE
 
@@ -160,8 +160,7 @@ def fidelity_line(result: dict) -> str:
 # ----------------------------------------------------------------------------------------------- cache
 def default_dir() -> Path:
     """``$PIX2PIX_CACHE/segmenter`` or ``~/.cache/facade-pix2pix/segmenter``."""
-    root = os.environ.get("PIX2PIX_CACHE") or Path.home() / ".cache" / "facade-pix2pix"
-    return Path(root) / "segmenter"
+    return cache_root() / "segmenter"
 
 
 def save_segmenter(segmenter: Segmenter, folder: Path, info: dict) -> Path:

@@ -135,7 +135,6 @@ class Networks:
     G_train: torch.nn.Module | None = None
     D_train: torch.nn.Module | None = None
     D_for_g: torch.nn.Module | None = None
-    last_d: tuple[torch.Tensor, torch.Tensor] | None = None  # (d_real, d_fake) of the last discriminator step
 
     def __post_init__(self):
         self.G_train = self.G if self.G_train is None else self.G_train
@@ -211,19 +210,21 @@ def train_step(nets: Networks, x: torch.Tensor, y: torch.Tensor, train_g: bool =
         z = objective.draw_codes(x.shape[0], x.device)
     with autocast(), torch.set_grad_enabled(train_g):  # a warm-up step needs no graph through G
         fake = G(x, z=z) if z is not None else G(x)
-    fake_logits = discriminator_step(nets, x, fake.detach(), y)
+    fake_logits, d_real, d_fake = discriminator_step(nets, x, fake.detach(), y)
     if not train_g:
         with torch.no_grad():
             g_gan = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
             g_l1 = F.l1_loss(fake.float(), y.float())
         zero = torch.zeros_like(g_l1)
-        return torch.stack([g_gan, g_l1, zero, nets.last_d[0], nets.last_d[1], zero]).detach()
-    return generator_step(nets, x, fake, y, z)
+        return torch.stack([g_gan, g_l1, zero, d_real, d_fake, zero]).detach()
+    g_gan, g_l1, g_ms, g_fm = generator_step(nets, x, fake, y, z)
+    return torch.stack([g_gan, g_l1, g_ms, d_real, d_fake, g_fm]).detach()
 
 
-def discriminator_step(nets: Networks, x: torch.Tensor, fake: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """0.5 * (BCE(D(x, fake), 0) + BCE(D(x, real), 1)), one Adam step; returns the fake logits (detached) and
-    keeps (d_real, d_fake) in ``nets.last_d``."""
+def discriminator_step(nets: Networks, x: torch.Tensor, fake: torch.Tensor,
+                       y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """0.5 * (BCE(D(x, fake), 0) + BCE(D(x, real), 1)), one Adam step; returns the fake logits, d_real and
+    d_fake (detached)."""
     D, opt_d = nets.D_train, nets.opt_d
     D.requires_grad_(True)
     opt_d.zero_grad(set_to_none=True)
@@ -235,14 +236,13 @@ def discriminator_step(nets: Networks, x: torch.Tensor, fake: torch.Tensor, y: t
     d_real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
     (0.5 * (d_fake + d_real)).backward()
     opt_d.step()
-    nets.last_d = (d_real.detach(), d_fake.detach())
-    return fake_logits.detach()
+    return fake_logits.detach(), d_real.detach(), d_fake.detach()
 
 
 def generator_step(nets: Networks, x: torch.Tensor, fake: torch.Tensor, y: torch.Tensor,
-                   z: torch.Tensor | None) -> torch.Tensor:
+                   z: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
     """BCE(D(x, fake), 1) + lambda_l1 * L1(fake, real) + lambda_ms * mode seeking + lambda_fm * feature
-    matching, one Adam step, then the EMA. Returns ``LOSS_NAMES``' values."""
+    matching, one Adam step, then the EMA. Returns (g_gan, g_l1, g_ms, g_fm)."""
     D, objective, opt_g = nets.D_train, nets.objective, nets.opt_g
     D.requires_grad_(False)
     opt_g.zero_grad(set_to_none=True)
@@ -270,7 +270,7 @@ def generator_step(nets: Networks, x: torch.Tensor, fake: torch.Tensor, y: torch
     opt_g.step()
     if nets.ema is not None:
         nets.ema.update_parameters(unwrap(nets.G_train))
-    return torch.stack([g_gan, g_l1, g_ms, nets.last_d[0], nets.last_d[1], g_fm]).detach()
+    return g_gan, g_l1, g_ms, g_fm
 
 
 # ----------------------------------------------------------------------------------------------- precision
