@@ -63,6 +63,8 @@ def noise_shapes(generator: UnetGenerator, image_size: int) -> list[tuple[int, i
 def weights_hash(generator: UnetGenerator) -> str:
     """A short hash of the weights, the configuration and the export layout: the name of a model's ONNX file."""
     digest = hashlib.sha256(f"pix2pix-onnx-{EXPORT_VERSION}".encode())
+    if generator.code_max_norm:  # part of the graph, not of the state dict
+        digest.update(f"code_max_norm={generator.code_max_norm!r}".encode())
     for key, tensor in generator.state_dict().items():  # the shapes say the configuration (ngf, nz, depth)
         digest.update(f"{key}{tuple(tensor.shape)}".encode())
         digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())

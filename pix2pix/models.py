@@ -98,7 +98,7 @@ class UnetGenerator(
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, num_downs: int = 8, nz: int = 0,
-                 code_at: str = "encoder", upsample: str = "transpose"):
+                 code_at: str = "encoder", upsample: str = "transpose", code_max_norm: float = 0.0):
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be at least 5 (the U-Net has 5 fixed levels), got {num_downs}")
@@ -108,7 +108,9 @@ class UnetGenerator(
             raise ValueError(f"code_at must be one of {CODE_AT} and upsample one of {UPSAMPLE}, "
                              f"got {code_at!r} and {upsample!r}")
         self.num_downs, self.in_channels, self.nz = num_downs, in_channels, nz
-        self.code_at, self.upsample = code_at, upsample
+        if not code_max_norm >= 0:
+            raise ValueError(f"code_max_norm must be >= 0 (0: off), got {code_max_norm}")
+        self.code_at, self.upsample, self.code_max_norm = code_at, upsample, float(code_max_norm)
         # w[k] = channels after the (k+1)-th down-convolution: 64, 128, 256, 512, 512, ...
         w = [ngf * min(2**k, 8) for k in range(num_downs)]
         enc = nz if code_at == "encoder" else 0
@@ -185,7 +187,7 @@ class UnetGenerator(
             if z is None:
                 z = (torch.randn(x.shape[0], self.nz, device=x.device) if self.training
                      else torch.zeros(x.shape[0], self.nz, device=x.device))
-            z = z.to(x.device).view(x.shape[0], self.nz, 1, 1)
+            z = self.shorten_codes(z.to(x.device)).view(x.shape[0], self.nz, 1, 1)
         skips, last = [], len(self.encoder) - 1
         enc_z = z if self.code_at == "encoder" else None
         dec_z = z if self.code_at == "decoder" else None
@@ -205,6 +207,13 @@ class UnetGenerator(
             if skips:
                 h = torch.cat([skips.pop(), h], dim=1)
         return torch.tanh(h)
+
+    def shorten_codes(self, z: torch.Tensor) -> torch.Tensor:
+        """``z`` (N, nz) with every code longer than ``code_max_norm`` scaled to that length (eval mode only)."""
+        if self.training or not self.code_max_norm:
+            return z
+        norm = z.float().norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return z * torch.clamp(self.code_max_norm / norm, max=1.0).to(z.dtype)
 
     def _with_code(self, h: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         return h if z is None else torch.cat([h, z.to(h.dtype).expand(-1, -1, h.shape[2], h.shape[3])], dim=1)

@@ -113,3 +113,34 @@ def test_the_benchmark_times_each_ablation_against_the_recipe(capsys):
     assert all(0 < t < float("inf") for t in seconds.values())
     out = capsys.readouterr().out
     assert "1.00x the cpu recipe" in out and "--lambda-fm 10" in out
+
+
+def test_long_codes_are_shortened_at_inference_in_torch_onnx_and_the_saved_config(tmp_path):
+    from pix2pix.export import weights_hash
+
+    torch.manual_seed(0)
+    G = UnetGenerator(ngf=8, nz=8, code_max_norm=2.0).eval()
+    plain = UnetGenerator(ngf=8, nz=8).eval()
+    plain.load_state_dict(G.state_dict())
+    x = torch.rand(2, 3, 256, 256) * 2 - 1
+    masks, z = G.sample_noise([7, 5], 256)  # seed 7's code is 4.37 long, seed 5's 1.05
+    norms = z.norm(dim=1)
+    assert norms[0] > 2.0 > norms[1]
+    with torch.inference_mode():
+        out = G(x, masks=masks, z=z)
+        shortened = plain(x, masks=masks, z=z * torch.tensor([[2.0 / norms[0].item()], [1.0]]))
+        untouched = plain(x, masks=masks, z=z)
+    assert (out - shortened).abs().max() < 1e-5  # the long code: same direction, length 2
+    assert torch.equal(out[1], untouched[1]) and (out[0] - untouched[0]).abs().mean() > 1e-3
+    G.train()
+    assert torch.equal(G.shorten_codes(z), z)  # training sees the codes as drawn
+    G.eval()
+    session = ort.InferenceSession(export_onnx(G, fp16_weights=False), providers=["CPUExecutionProvider"])
+    feed = {"labels": x.numpy(), **{f"mask{k}": m.numpy() for k, m in enumerate(masks)}, "code": z.numpy()}
+    assert np.abs(session.run(["facade"], feed)[0] - out.numpy()).max() <= 1e-4  # the browser's graph shortens too
+    assert weights_hash(G) != weights_hash(plain)  # so a cached ONNX file of the other is never reused
+    G.save_pretrained(tmp_path / "w")
+    assert Pix2Pix.load(tmp_path / "w", device="cpu", precision="fp32").generator.code_max_norm == 2.0
+    assert parse_args(["--recipe", "cpu", "--code-max-norm", "1.5"]).generator_kwargs["code_max_norm"] == 1.5
+    with pytest.raises(ValueError, match="code_max_norm"):
+        UnetGenerator(ngf=8, nz=8, code_max_norm=-1)

@@ -248,3 +248,32 @@ def test_the_step_exact_command_names_every_option_that_changed_the_weights():
     for part in ("--lr-d 0.0003", "--no-flip", "--init-from published", "--seed 3"):
         assert f" {part}" in command, part
     assert "/x/" not in command and "--num-workers" not in command and "--ngf" not in command  # the recipe's own
+
+
+def test_a_run_from_before_an_option_existed_is_repeated_with_that_option_off():
+    from train.config import parse_args
+    from train.report import reproduce_command
+
+    cfg = parse_args(["--recipe", "cpu"]).to_dict()
+    assert reproduce_command(cfg, {"epochs_constant": 85, "epochs_decay": 85}) == \
+        "python -m train --recipe cpu --epochs 85 --epochs-decay 85"
+    for later in ("lambda_fm", "code_scale_max", "code_max_norm"):  # the bundled run's config.json had none of these
+        del cfg[later]
+    command = reproduce_command(cfg, {"epochs_constant": 85, "epochs_decay": 85})
+    head, tail = command.split(" --epochs-decay 85 ")
+    assert sorted((" " + tail).split(" --")[1:]) == ["code-max-norm 0", "code-scale-max 1", "lambda-fm 0"], command
+
+
+def test_the_sketch_grid_shows_the_seeds_asked_for(tmp_path):
+    from PIL import Image
+
+    from pix2pix import Pix2Pix, UnetGenerator
+    from train.sketches import sketch_grid
+
+    torch.manual_seed(0)
+    model = Pix2Pix(UnetGenerator(ngf=8, nz=8), device="cpu")
+    names = sketch_grid(model, tmp_path / "g.png", facade_seeds=[6, 7])
+    grid = np.asarray(Image.open(tmp_path / "g.png").convert("RGB"), float)
+    assert grid.shape == (len(names) * 260 + 4, 3 * 260 + 4, 3)  # a label map and two facades a row
+    seed6, seed7 = grid[4:260, 264:520], grid[4:260, 524:780]
+    assert np.abs(seed6 - seed7).mean() > 1  # two seeds, two facades

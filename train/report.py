@@ -145,7 +145,10 @@ def reproduce_command(config: dict, summary: dict) -> str:
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | RECIPES.get(recipe, {})
     epochs = (summary.get("epochs_constant", config["epochs"]), summary.get("epochs_decay", config["epochs_decay"]))
     parts = ["python -m train", f"--recipe {recipe}", f"--epochs {epochs[0]}", f"--epochs-decay {epochs[1]}"]
-    for name, value in config.items():
+    # An option the run's config lacks did not exist then: the run had its default (off), which a recipe
+    # changed since (the cpu recipe took feature matching later) must be told explicitly.
+    missing = {name: f.default for f in dataclasses.fields(TrainConfig) if (name := f.name) not in config}
+    for name, value in {**config, **missing}.items():
         if name in NOT_IN_COMMAND or name not in defaults or value == defaults[name] or value is None:
             continue
         flag = "--" + name.replace("_", "-")
@@ -206,6 +209,8 @@ def recipe_rows(c: dict, summary: dict) -> list[tuple[str, str]]:
     where = {"encoder": "every encoder block", "bottleneck": "the innermost encoder block",
              "decoder": "every decoder block"}[c.get("code_at", "encoder")]
     code = f", a latent code of {c['nz']} numbers at {where} (drawn from the seed)" if c.get("nz") else ""
+    code += (f"; at inference codes longer than {c['code_max_norm']:g} are shortened to it"
+             if c.get("nz") and c.get("code_max_norm") else "")
     ms = f" + {c['lambda_ms']:g} x mode seeking (MSGAN)" if c.get("lambda_ms") else ""
     ms += f" + {c['lambda_fm']:g} x feature matching (pix2pixHD)" if c.get("lambda_fm") else ""
     ms += f"; the discriminator sees DiffAugment ({c['diffaug']})" if c.get("diffaug") else ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -90,16 +91,17 @@ def sketches(seed: int = 0) -> dict[str, object]:
             "brush strokes": strokes(seed), "odd size (300x420)": odd_size(example), "JPEG q40": jpeg(example)}
 
 
-def sketch_grid(model: Pix2Pix, out: Path, seed: int = 0, num_seeds: int = 4) -> list[str]:
-    """One sketch a row: the 256x256 label grid the model sees | ``num_seeds`` facades. Returns the row names."""
+def sketch_grid(model: Pix2Pix, out: Path, seed: int = 0, facade_seeds: Sequence[int] = (0, 1, 2, 3)) -> list[str]:
+    """One sketch a row: the 256x256 label grid the model sees | a facade for each of ``facade_seeds`` (pick seeds
+    such as 6 and 7 to see whether a seed follows what is painted). Returns the row names."""
     tiles, names = [], []
     for name, source in sketches(seed).items():
         grid, _ = label_grid(source)
-        fakes = model.generate(source, seed=0, num_samples=num_seeds)
+        fakes = [model.generate(source, seed=s)[0] for s in facade_seeds]
         tiles += [to_unit(image_to_tensor(im)) for im in (grid, *fakes)]
         names.append(name)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(make_grid(torch.stack(tiles), nrow=num_seeds + 1, padding=4, pad_value=1.0), out)
+    save_image(make_grid(torch.stack(tiles), nrow=len(facade_seeds) + 1, padding=4, pad_value=1.0), out)
     return names
 
 
@@ -108,9 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--weights", default=None, help="weights to check (default: the bundled ones)")
     p.add_argument("--out", type=Path, default=Path("runs/sketches.png"), help="the grid to write")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sketches")
+    p.add_argument("--facade-seeds", type=int, nargs="+", default=[0, 1, 2, 3], metavar="S",
+                   help="the facade seeds of the columns")
     args = p.parse_args(argv)
-    names = sketch_grid(Pix2Pix.load(args.weights, device="cpu"), args.out, args.seed)
-    print(f"wrote {args.out}: rows {', '.join(names)}; columns: the label map as the model sees it, seeds 0..3")
+    names = sketch_grid(Pix2Pix.load(args.weights, device="cpu"), args.out, args.seed, args.facade_seeds)
+    print(f"wrote {args.out}: rows {', '.join(names)}; columns: the label map as the model sees it, seeds "
+          f"{', '.join(map(str, args.facade_seeds))}")
 
 
 if __name__ == "__main__":
