@@ -172,12 +172,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="time the cpu recipe with FLAGS added against the cpu recipe (repeatable; no data "
                              "needed): each ablation's cost per step as a ratio")
     parser.add_argument("--rounds", type=int, default=5, help="--compare: interleaved timing rounds")
+    parser.add_argument("--compare-base", default="", metavar="FLAGS",
+                        help="--compare: flags added to the cpu recipe for the baseline and every variant (e.g. the "
+                             "recipe as it was when the ablations of docs/results.md ran)")
     args = vars(parser.parse_args(argv))
     steps, epochs = args.pop("steps"), args.pop("epochs")
     args.pop("benchmark")
-    compare, rounds = args.pop("compare"), args.pop("rounds")
+    compare, rounds, compare_base = args.pop("compare"), args.pop("rounds"), args.pop("compare_base")
     if compare:
-        return [compare_steps(compare, rounds, args["device"])]
+        return [compare_steps(compare, rounds, args["device"], tuple(compare_base.split()))]
     if steps < 1:
         parser.error("--steps must be at least 1")
     return run_benchmark(TrainConfig(**args).check(), steps, epochs)
