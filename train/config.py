@@ -193,12 +193,10 @@ class TrainConfig:
             raise SystemExit("--epochs + --epochs-decay must be at least 1")
         if self.lambda_ms > 0 and self.nz < 1:
             raise SystemExit("--lambda-ms needs a latent code to act on: add --nz 8 (the MSGAN and DSGAN value)")
-        for name in ("lr", "lr_d"):
+        for name in ("lr", "lr_d", "code_max_norm"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 raise SystemExit(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-        if self.code_max_norm < 0:
-            raise SystemExit(f"--code-max-norm must be at least 0 (0: off), got {self.code_max_norm}")
         if self.code_scale_max < 1:
             raise SystemExit(f"--code-scale-max must be at least 1 (1: off), got {self.code_scale_max}")
         if self.lambda_fm < 0:

@@ -142,13 +142,13 @@ def reproduce_command(config: dict, summary: dict) -> str:
     epochs to the machine it runs on (a different model on every CPU); this command trains the same steps
     anywhere."""
     recipe = config.get("recipe", "paper")
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | RECIPES.get(recipe, {})
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    defaults = fields | RECIPES.get(recipe, {})
     epochs = (summary.get("epochs_constant", config["epochs"]), summary.get("epochs_decay", config["epochs_decay"]))
     parts = ["python -m train", f"--recipe {recipe}", f"--epochs {epochs[0]}", f"--epochs-decay {epochs[1]}"]
     # An option the run's config lacks did not exist then: the run had its default (off), which a recipe
     # changed since (the cpu recipe took feature matching later) must be told explicitly.
-    missing = {name: f.default for f in dataclasses.fields(TrainConfig) if (name := f.name) not in config}
-    for name, value in {**config, **missing}.items():
+    for name, value in (fields | config).items():
         if name in NOT_IN_COMMAND or name not in defaults or value == defaults[name] or value is None:
             continue
         flag = "--" + name.replace("_", "-")

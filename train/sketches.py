@@ -97,7 +97,7 @@ def sketch_grid(model: Pix2Pix, out: Path, seed: int = 0, facade_seeds: Sequence
     tiles, names = [], []
     for name, source in sketches(seed).items():
         grid, _ = label_grid(source)
-        fakes = [model.generate(source, seed=s)[0] for s in facade_seeds]
+        fakes = model.generate_batch([source] * len(facade_seeds), facade_seeds)
         tiles += [to_unit(image_to_tensor(im)) for im in (grid, *fakes)]
         names.append(name)
     out.parent.mkdir(parents=True, exist_ok=True)
