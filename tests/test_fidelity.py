@@ -15,10 +15,13 @@ from pix2pix.images import tensor_to_image
 from train import fidelity
 from train.fidelity import (
     FIDELITY_FLOOR,
+    REGION_FLOOR,
+    REGION_GRID,
     SegmenterError,
     fidelity_line,
     layout_fidelity,
     load_segmenter,
+    region_line,
     save_segmenter,
     to_classes,
 )
@@ -32,11 +35,11 @@ class PaletteSegmenter(torch.nn.Module):
 
 
 class Painter:
-    """A 'generator' that draws the label map itself, except that ``ignoring`` seeds paint the right half as
-    plain facade whatever was painted there (the memorised-strip failure)."""
+    """A 'generator' that draws the label map itself, except that ``ignoring`` seeds paint the right ``part`` of
+    the width as plain facade whatever was painted there (the memorised-strip failure)."""
 
-    def __init__(self, ignoring: set[int]):
-        self.ignoring = ignoring
+    def __init__(self, ignoring: set[int], part: float = 0.5):
+        self.ignoring, self.part = ignoring, part
 
     def generate_batch(self, inputs, seeds):
         out = []
@@ -44,7 +47,7 @@ class Painter:
             x = x.clone()
             if seed in self.ignoring:
                 facade = torch.tensor(PALETTE[1].tolist(), dtype=torch.float32).view(3, 1, 1) / 127.5 - 1
-                x[:, :, x.shape[-1] // 2:] = facade
+                x[:, :, round(x.shape[-1] * (1 - self.part)):] = facade
             out.append(tensor_to_image(x))
         return out
 
@@ -77,6 +80,20 @@ def test_fidelity_catches_a_seed_that_ignores_half_of_the_map():
     assert all(broken["fidelity_seeds"][s] == pytest.approx(1.0) for s in (0, 1, 2, 4, 5, 6))
     line = fidelity_line(broken)
     assert "2 of 8 seeds under 0.90 (3, 7)" in line and "worst seed" in line
+
+
+def test_the_region_score_catches_a_strip_that_the_whole_image_score_passes():
+    """A seed that draws plain facade over the right fifth of every map: its whole-image accuracy stays above the
+    floor (most of the facade is right), but the right column of cells falls far under the real photos there."""
+    maps = _maps()
+    result = layout_fidelity(Painter({6}, part=0.2), PaletteSegmenter(), maps, maps, seeds=range(8))
+    assert result["fidelity_under"] == [] and result["fidelity_seeds"][6] > FIDELITY_FLOOR
+    assert result["region_under"] == [6] and result["region_worst_seed"] == 6
+    assert result["region_worst"] < REGION_FLOOR and result["region_worst_cell"][1] == REGION_GRID - 1
+    assert all(result["region_seeds"][s] == pytest.approx(1.0) for s in (0, 1, 2, 3, 4, 5, 7))
+    assert result["region"] == pytest.approx(1.0)
+    assert f"worst seed 6 ({result['region_worst']:.3f}, row" in region_line(result)
+    assert "1 of 8 seeds under 0.70 (6)" in region_line(result)
 
 
 def test_fidelity_is_relative_to_the_real_photos():

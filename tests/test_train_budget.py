@@ -468,6 +468,12 @@ def test_the_card_sets_the_replaced_model_beside_the_new_one():
     assert "| FID (lower is better) | 166.4 | 120.0 |" in table
     assert "| seed diversity (grey levels) | 8.0 | 30.0 |" in table
     assert "`val`" in table and "| KID | 0.1165 | 0.0500 |" in table
+    assert "fidelity" not in table  # neither was scored for layout
+    old_f, new_f = {**old, "fidelity_worst": 0.818, "region_worst": 0.428}, {**new, "fidelity_worst": 0.93,
+                                                                             "region_worst": 0.81}
+    table = comparison(old_f, new_f, "val")
+    assert "| layout fidelity, worst of seeds 0..31 | 0.818 | 0.930 |" in table
+    assert "| region fidelity (worst 4x4 cell), worst of seeds 0..31 | 0.428 | 0.810 |" in table
     without_fid = {k: v for k, v in old.items() if k not in ("fid", "kid")}
     assert "FID" not in comparison(without_fid, new, "val").split("|", 1)[1]
 

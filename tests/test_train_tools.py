@@ -224,6 +224,28 @@ def test_model_card_gives_fid_as_mean_and_spread_over_seed_sets_and_the_step_exa
     assert data.eval_results is None and data.pipeline_tag == "image-to-image"
 
 
+def test_the_card_gives_the_worst_seed_of_the_layout_and_region_fidelity(tmp_path):
+    """Saved as result.json and read back (seed keys become strings), the card still names the worst cell."""
+    import json
+
+    from train.config import parse_args
+    from train.report import metrics_text, write_model_card
+
+    fidelity = {"fidelity": 0.994, "fidelity_worst": 0.897, "fidelity_worst_seed": 6, "fidelity_under": [6],
+                "fidelity_seeds": {s: 0.95 for s in range(32)}, "fidelity_maps": 24, "fidelity_real_acc": 0.58,
+                "region": 0.873, "region_worst": 0.523, "region_worst_seed": 6, "region_under": [6, 7],
+                "region_seeds": {s: 0.9 for s in range(32)}, "region_cells": {s: [2, 3] for s in range(32)},
+                "region_worst_cell": [2, 3]}
+    metrics = json.loads(json.dumps({"n": 106, "seed": 0, "diversity": 42.6, "l1": 0.21, "psnr": 11.4,
+                                     "ssim": 0.19, **fidelity}))
+    cfg = parse_args(["--recipe", "cpu"]).to_dict()
+    write_model_card(tmp_path, cfg, _card_summary(metrics))
+    card = (tmp_path / "README.md").read_text()
+    assert "median / worst seed | 0.994 / 0.897 (seed 6); 1 seeds under 0.90 |" in card
+    assert "| 0.873 / 0.523 (seed 6, row 3 column 4); 2 seeds under 0.70 |" in card
+    assert "region fidelity worst seed 0.523 (2 under 0.70)" in metrics_text(metrics)
+
+
 def test_a_run_planned_in_steps_says_so_and_claims_no_step_exact_command(tmp_path):
     from train.config import parse_args
     from train.report import write_model_card

@@ -27,25 +27,29 @@ from pix2pix.images import image_to_tensor, to_unit
 from pix2pix.models import CONFIG_NAME, WEIGHTS_NAME
 
 from .evaluate import SEED_SETS, SEED_STRIDE, evaluate, spread
+from .fidelity import SegmenterError, load_segmenter
 from .report import card_metadata, metrics_text, with_metadata
 
 DIFFERENCES = """
 ## How this model differs from the paper's recipe, and why
 
 It was trained with `--recipe cpu` on two CPU cores, because no GPU is lent to this project. Each change was
-chosen by an ablation at equal wall time on the val split (val FID, KID and seed diversity; the
-"Ablations" table of facade-pix2pix's docs/results.md):
+chosen by an ablation on the val split: the first ones at equal wall time, the feature matching, the scaled
+training codes and the shortened codes at equal steps (val FID and KID over 5 seed sets, seed diversity and
+each seed's layout fidelity; the "Ablations" tables of facade-pix2pix's docs/results.md):
 
 | | paper (`--recipe paper`) | this model (`--recipe cpu`) | why |
 | --- | --- | --- | --- |
 | generator width | ngf 64 (54.4M parameters) | ngf 32 (13.8M parameters) | about 4x fewer FLOPs per image |
 | discriminator width | ndf 64 | ndf 32 | the same saving on the other network |
 | stochasticity | dropout 0.5 only | dropout 0.5 + a latent code of 8 numbers at every encoder block, both drawn from the seed | the paper's dropout alone gives seeds that look the same (seed diversity 8 grey levels) |
-| loss | GAN + 100 x L1 | GAN + 10 x L1 + 1 x mode seeking (MSGAN, Mao et al. 2019) | the mode-seeking term makes two codes give two facades; a lighter L1 stops pulling every seed to the same mean (lower FID, as in the MSGAN and DSGAN code) |
+| codes in training | - | each code scaled by a factor drawn uniformly from 1/1.6 to 1.6 | long codes, which some seeds draw, are trained to follow the layout too (a lower FID and fewer seeds that ignore the layout at equal steps) |
+| codes at inference | - | a code longer than 1.75 is shortened to 1.75 (`code_max_norm` in config.json) | seeds with long codes follow the painted layout |
+| loss | GAN + 100 x L1 | GAN + 10 x L1 + 1 x mode seeking (MSGAN, Mao et al. 2019) + 10 x feature matching on D's layers (pix2pixHD) | the mode-seeking term makes two codes give two facades; a lighter L1 stops pulling every seed to the same mean; feature matching gave a lower FID at equal steps for 1.06x the cost of a step |
 | batch | 1 | 2 label maps x 2 codes, lr 2e-4 x sqrt(4) = 4e-4 | the mode-seeking term needs two codes per map; fuller use of the cores |
 | exported weights | the last ones | an EMA of the generator, decay 0.999 | smoother weights, a lower FID for the same steps |
 | precision | fp32 | bf16 autocast where a timed step is faster (the losses in fp32) | 1.6-2x faster steps on CPUs with AVX512-BF16 |
-| epochs | 100 + 100 | fitted to `--time-budget` (half constant, half decay) | ends on time |
+| epochs | 100 + 100 | `--epochs E --epochs-decay D` (the step-exact command above), or fitted to `--time-budget` | the steps a CPU can give |
 | lr decay | per epoch | the same line counted per step | a short decay still reaches ~0 |
 | compile | no | `torch.compile` | faster steps on the CPU |
 
@@ -85,14 +89,15 @@ def results_grid(model: Pix2Pix, path: Path, seed: int = 0, num_seeds: int = 4) 
     return path
 
 
-def evaluate_on(model: Pix2Pix, data: Path, seed_sets: int = SEED_SETS) -> dict:
-    """``train.evaluate``'s figures (FID, KID and seed diversity where the FID extra is installed) on a split:
-    FID and KID as the mean +- sample std over ``seed_sets`` seed sets, as the CLI and the trainer report them."""
+def evaluate_on(model: Pix2Pix, data: Path, seed_sets: int = SEED_SETS, segmenter=None) -> dict:
+    """``train.evaluate``'s figures (FID, KID and seed diversity where the FID extra is installed; the layout
+    fidelity with a ``segmenter``) on a split: FID and KID as the mean +- sample std over ``seed_sets`` seed
+    sets, as the CLI and the trainer report them."""
     from .data import PairedDataset, check_pairs, find_pairs
 
     pairs, _ = check_pairs(find_pairs(data))
     return evaluate(model, PairedDataset(pairs, model.image_size, model.image_size), seed=0, progress=True,
-                    seed_sets=seed_sets)
+                    seed_sets=seed_sets, segmenter=segmenter)
 
 
 def seeds_text(m: dict) -> str:
@@ -107,8 +112,10 @@ def seeds_text(m: dict) -> str:
 def comparison(previous: dict, new: dict, split: str) -> str:
     """The model card's table: the weights this bundle replaced beside the new ones, on the same split."""
     rows = [("FID (lower is better)", "fid", ".1f"), ("KID", "kid", ".4f"),
-            ("seed diversity (grey levels)", "diversity", ".1f"), ("L1", "l1", ".4f"),
-            ("PSNR", "psnr", ".2f"), ("SSIM", "ssim", ".4f")]
+            ("seed diversity (grey levels)", "diversity", ".1f"),
+            ("layout fidelity, worst of seeds 0..31", "fidelity_worst", ".3f"),
+            ("region fidelity (worst 4x4 cell), worst of seeds 0..31", "region_worst", ".3f"),
+            ("L1", "l1", ".4f"), ("PSNR", "psnr", ".2f"), ("SSIM", "ssim", ".4f")]
     lines = [f"\n## Against the model it replaced\n\nBoth as bundled (fp16), on the {new['n']} images of "
              f"`{split}`, {seeds_text(new)} (`python -m train.evaluate`):\n",
              "| | previous bundled model | this model |", "| --- | --- | --- |"]
@@ -119,20 +126,21 @@ def comparison(previous: dict, new: dict, split: str) -> str:
 
 
 def bundle(run: Path, out: Path = BUNDLED_WEIGHTS, results: Path = RESULTS_GRID,
-           data: Path | None = None, seed_sets: int = SEED_SETS) -> dict:
+           data: Path | None = None, seed_sets: int = SEED_SETS, segmenter=None) -> dict:
     """``data``: a split to evaluate the fp16 weights on, and the weights already in ``out`` (the model
-    being replaced) too, so that the card shows the two side by side (the same ``seed_sets`` for both)."""
+    being replaced) too, so that the card shows the two side by side (the same ``seed_sets`` for both; the
+    layout fidelity too with a ``segmenter``)."""
     export = run / "export"
     previous = None
     if data is not None and (out / WEIGHTS_NAME).is_file():
-        previous = evaluate_on(Pix2Pix.load(out, device="cpu"), data, seed_sets)
+        previous = evaluate_on(Pix2Pix.load(out, device="cpu"), data, seed_sets, segmenter)
     save_fp16(export, out)
     model = Pix2Pix.load(out, device="cpu")
     results_grid(model, results)
     card = (export / "README.md").read_text() if (export / "README.md").is_file() else ""
     metrics = None
     if data is not None:
-        metrics = evaluate_on(model, data, seed_sets)
+        metrics = evaluate_on(model, data, seed_sets, segmenter)
         card += (f"\n## The bundled fp16 weights\n\nOn the {metrics['n']} images of `{data.name}` "
                  f"({seeds_text(metrics)}; `python -m train.evaluate`): {metrics_text(metrics)}.\n")
         if previous is not None:
@@ -156,12 +164,20 @@ def main(argv: list[str] | None = None) -> dict:
                    "replace, side by side in the card (e.g. facades/test)")
     p.add_argument("--seed-sets", type=int, default=SEED_SETS, help="FID and KID: mean and sample std over this many "
                    "seed sets (as python -m train.evaluate)")
+    p.add_argument("--segmenter", type=Path, default=None, metavar="DIR", help="the layout segmenter (default: the "
+                   "one `python -m train.fidelity` caches); without one, the card has no layout fidelity")
     args = p.parse_args(argv)
     if not (args.run / "export" / WEIGHTS_NAME).is_file():
         p.error(f"{args.run}: no export/{WEIGHTS_NAME}; finish the run first (the same train command resumes it)")
     if args.seed_sets < 1:
         p.error(f"--seed-sets must be at least 1, got {args.seed_sets}")
-    done = bundle(args.run, args.out, args.results, args.data, args.seed_sets)
+    segmenter = None
+    if args.data is not None:
+        try:
+            segmenter = load_segmenter(args.segmenter)
+        except SegmenterError as e:
+            print(f"layout fidelity skipped: {e}")
+    done = bundle(args.run, args.out, args.results, args.data, args.seed_sets, segmenter)
     print(f"bundled {args.run / 'export'} -> {done['weights']} (fp16); results grid: {done['results']}")
     if done["metrics"]:
         print(f"fp16 weights: {metrics_text(done['metrics'])}")

@@ -19,7 +19,9 @@ seed set ``k`` (k = 0 .. ``seed_sets`` - 1), so the figures repeat exactly.
   They, the HTML page's images and the seed diversity are of seed set 0 only (they move far less than FID).
 - Layout fidelity (``train.fidelity``): for seeds 0..31, each used for every one of the first 24 maps, how well
   a segmenter trained on the real photos finds the painted classes in the facades, relative to the real photos;
-  the median seed, the worst seed and the seeds under 0.90. Needs the segmenter (``python -m train.fidelity``).
+  the median seed, the worst seed and the seeds under 0.90; and per region, each seed's worst cell of a 4x4 grid
+  (a seed that draws the same strip at one edge on every map), with the seeds under 0.70. Needs the segmenter
+  (``python -m train.fidelity``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,15 @@ from pix2pix.speed import PRECISIONS
 
 from .config import DATA_OPTIONS, add_options
 from .data import PairedDataset, check_pairs, find_pairs
-from .fidelity import FIDELITY_MAPS, FIDELITY_SEEDS, SegmenterError, fidelity_line, layout_fidelity, load_segmenter
+from .fidelity import (
+    FIDELITY_MAPS,
+    FIDELITY_SEEDS,
+    SegmenterError,
+    fidelity_line,
+    layout_fidelity,
+    load_segmenter,
+    region_line,
+)
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -267,7 +277,8 @@ def write_html(out: Path, rows: list, result: dict) -> None:
         for name, src, a, b, c in rows
     )
     sets = html.escape(sets_line(result)) + "<br>" if sets_line(result) else ""
-    sets += html.escape(fidelity_line(result)) + "<br>" if "fidelity" in result else ""
+    sets += html.escape(fidelity_line(result)) + "<br>" + html.escape(region_line(result)) + "<br>" \
+        if "fidelity" in result else ""
     (out / "index.html").write_text(
         f"""<!doctype html><html><head><meta charset="utf-8"><title>pix2pix evaluation</title>
 <style>body{{font-family:sans-serif}} td{{vertical-align:top;padding:3px}}</style></head><body>
@@ -355,6 +366,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(summary_line(result))
     if "fidelity" in result:
         print(fidelity_line(result))
+        print(region_line(result))
     if sets_line(result):
         print(sets_line(result))
     print(f"L1 {result['l1']:.4f}  PSNR {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f}  over {result['n']} images"

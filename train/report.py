@@ -16,6 +16,7 @@ from pix2pix.images import to_unit
 
 from .config import RECIPES, TrainConfig
 from .evaluate import SEED_STRIDE, spread
+from .fidelity import FIDELITY_FLOOR, REGION_FLOOR
 
 CURVES = (("g_gan", "generator GAN loss"), ("g_l1", "generator L1 loss"), ("g_ms", "mode-seeking term"),
           ("d_real", "discriminator loss, real"), ("d_fake", "discriminator loss, fake"))
@@ -119,6 +120,10 @@ def metrics_text(m: dict) -> str:
     fid = (f"FID {spread(m, 'fid', '.1f')}, KID {spread(m, 'kid', '.4f')}"
            f"{f' (mean +- std over {sets} seed sets)' if sets > 1 else ''}, " if "fid" in m else "")
     div = f"seed diversity {m['diversity']:.1f}, " if "diversity" in m else ""
+    if "fidelity" in m:
+        div += (f"layout fidelity worst seed {m['fidelity_worst']:.3f} ({len(m['fidelity_under'])} seeds under "
+                f"{FIDELITY_FLOOR:.2f}), region fidelity worst seed {m['region_worst']:.3f} "
+                f"({len(m['region_under'])} under {REGION_FLOOR:.2f}), ")
     return f"{fid}{div}L1 {m['l1']:.4f}, PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} over {m['n']} images"
 
 
@@ -188,7 +193,13 @@ def evaluation_text(metrics: dict | None, split: str | None) -> str:
         rows.append((f"layout fidelity (`train.fidelity`, seeds 0..{len(metrics['fidelity_seeds']) - 1} on "
                      f"{metrics['fidelity_maps']} maps, relative to the real photos), median / worst seed",
                      f"{metrics['fidelity']:.3f} / {metrics['fidelity_worst']:.3f} (seed "
-                     f"{metrics['fidelity_worst_seed']}); {len(under)} seeds under 0.90"))
+                     f"{metrics['fidelity_worst_seed']}); {len(under)} seeds under {FIDELITY_FLOOR:.2f}"))
+    if "region" in metrics:
+        row, col = metrics["region_worst_cell"]
+        rows.append(("region fidelity (each seed's worst cell of a 4x4 grid, relative to the real photos there), "
+                     "median / worst seed", f"{metrics['region']:.3f} / {metrics['region_worst']:.3f} (seed "
+                     f"{metrics['region_worst_seed']}, row {row + 1} column {col + 1}); "
+                     f"{len(metrics['region_under'])} seeds under {REGION_FLOOR:.2f}"))
     rows += [("L1 (0-1 scale)", f"{metrics['l1']:.4f}"), ("PSNR", f"{metrics['psnr']:.2f} dB"),
              ("SSIM", f"{metrics['ssim']:.4f}")]
     if sets > 1 and "fid" in metrics:

@@ -453,9 +453,9 @@ def finish(run: Run) -> None:
             print(f"FID and KID skipped: {result['fid_note']}")
         print(f"{data.eval_split}: {summary_line(result)}")
         if "fidelity" in result:
-            from .fidelity import fidelity_line
+            from .fidelity import fidelity_line, region_line
 
-            print(f"{data.eval_split}: {fidelity_line(result)}")
+            print(f"{data.eval_split}: {fidelity_line(result)}\n{data.eval_split}: {region_line(result)}")
         write_index(run.run_dir, run.metrics.read(), cfg.to_dict(), state.total_epochs, evaluation=result,
                     split=data.eval_split)
         print(f"{data.eval_split}: L1 {result['l1']:.4f}  PSNR {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f} "
