@@ -27,7 +27,7 @@ from pix2pix.images import image_to_tensor, to_unit
 from pix2pix.models import CONFIG_NAME, WEIGHTS_NAME
 
 from .evaluate import SEED_SETS, SEED_STRIDE, evaluate, spread
-from .fidelity import SegmenterError, load_segmenter
+from .fidelity import find_segmenter
 from .report import card_metadata, metrics_text, with_metadata
 
 DIFFERENCES = """
@@ -171,12 +171,9 @@ def main(argv: list[str] | None = None) -> dict:
         p.error(f"{args.run}: no export/{WEIGHTS_NAME}; finish the run first (the same train command resumes it)")
     if args.seed_sets < 1:
         p.error(f"--seed-sets must be at least 1, got {args.seed_sets}")
-    segmenter = None
-    if args.data is not None:
-        try:
-            segmenter = load_segmenter(args.segmenter)
-        except SegmenterError as e:
-            print(f"layout fidelity skipped: {e}")
+    segmenter, note = find_segmenter(args.segmenter) if args.data is not None else (None, None)
+    if note:
+        print(f"layout fidelity skipped: {note}")
     done = bundle(args.run, args.out, args.results, args.data, args.seed_sets, segmenter)
     print(f"bundled {args.run / 'export'} -> {done['weights']} (fp16); results grid: {done['results']}")
     if done["metrics"]:

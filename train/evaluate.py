@@ -43,15 +43,7 @@ from pix2pix.speed import PRECISIONS
 
 from .config import DATA_OPTIONS, add_options
 from .data import PairedDataset, check_pairs, find_pairs
-from .fidelity import (
-    FIDELITY_MAPS,
-    FIDELITY_SEEDS,
-    SegmenterError,
-    fidelity_line,
-    layout_fidelity,
-    load_segmenter,
-    region_line,
-)
+from .fidelity import FIDELITY_MAPS, FIDELITY_SEEDS, fidelity_line, find_segmenter, layout_fidelity, region_line
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -350,12 +342,8 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = PairedDataset(pairs, model.image_size, model.image_size, args.direction, args.snap_labels)
     if not len(dataset):
         p.error(f"{args.data or args.data_b}: no readable image pairs")
-    segmenter, fidelity_note = None, None
-    if not args.no_fidelity:
-        try:
-            segmenter = load_segmenter(args.segmenter and Path(args.segmenter))
-        except SegmenterError as e:
-            fidelity_note = str(e)
+    segmenter, fidelity_note = (None, None) if args.no_fidelity else find_segmenter(
+        args.segmenter and Path(args.segmenter))
     result = evaluate(model, dataset, seed=args.seed, batch_size=args.batch_size, out=Path(args.out), progress=True,
                       fid=False if args.no_fid else None, seed_sets=args.seed_sets, segmenter=segmenter)
     (Path(args.out) / "result.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -378,10 +366,7 @@ def evaluate_generator(generator: UnetGenerator, dataset: PairedDataset, device=
                        progress: bool = False, fid: bool | None = None, seed_sets: int = SEED_SETS) -> dict:
     """Metrics in fp32, so that a run's figures do not depend on the machine's bf16 support; the layout
     fidelity too when a segmenter is cached (else "fidelity_note" says how to make one)."""
-    try:
-        segmenter, note = load_segmenter(), None
-    except SegmenterError as e:
-        segmenter, note = None, str(e)
+    segmenter, note = find_segmenter()
     result = evaluate(Pix2Pix(generator, device=device, precision="fp32"), dataset, seed=seed, progress=progress,
                       fid=fid, seed_sets=seed_sets, segmenter=segmenter)
     return result if note is None else {**result, "fidelity_note": note}

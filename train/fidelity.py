@@ -235,6 +235,14 @@ def load_segmenter(folder: Path | None = None) -> Segmenter:
     return segmenter.eval()
 
 
+
+def find_segmenter(folder: Path | None = None) -> tuple[Segmenter | None, str | None]:
+    """``load_segmenter``, or (None, why not) where there is none: the callers score fidelity when they can."""
+    try:
+        return load_segmenter(folder), None
+    except SegmenterError as e:
+        return None, str(e)
+
 # ----------------------------------------------------------------------------------------------- training
 def train_segmenter(pairs_in_memory, steps: int = 1500, batch_size: int = 8, width: int = 16, lr: float = 2e-3,
                     seed: int = 0, progress: bool = False) -> Segmenter:
