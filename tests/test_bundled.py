@@ -22,6 +22,13 @@ def _l1_to_photo(model: Pix2Pix) -> float:
     return float(np.mean(errors))
 
 
+def _table(text: str, *prefixes: str) -> dict[str, list[str]]:
+    """The markdown table rows of ``text`` whose name starts with one of ``prefixes``: name -> its cells."""
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("|")]
+    return {row[0]: row[1:] for row in rows if row[0].startswith(prefixes)}
+
+
 def test_the_bundled_weights_load_with_no_arguments_and_are_fp16_on_disk(monkeypatch):
     monkeypatch.delenv("PIX2PIX_WEIGHTS", raising=False)
     model = Pix2Pix.load(device="cpu")
@@ -60,16 +67,14 @@ def test_the_bundled_card_gives_fid_over_seed_sets_and_the_step_exact_command():
     card = (BUNDLED_WEIGHTS / "README.md").read_text()
     evaluation = card.split("## Evaluation", 1)[1].split("\n## ", 1)[0]
     assert "mean +- sample standard deviation (ddof 1) over 5 seed sets" in evaluation
-    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in evaluation.splitlines()
-            if line.startswith("| FID")}
-    mean, std = (float(v) for v in rows["FID (TF-FID Inception, against the split's real photos), mean +- std"][0]
-                 .split(" +- "))
+    rows = _table(evaluation, "FID")
+    (fid_row,) = [values for name, values in rows.items() if name.startswith("FID (TF-FID") and "mean +- std" in name]
+    mean, std = (float(v) for v in fid_row[0].split(" +- "))
     per_set = [float(v) for v in rows["FID per seed set"][0].split(", ")]
     assert len(per_set) == 5 and mean == pytest.approx(np.mean(per_set), abs=0.05)
     assert std == pytest.approx(np.std(per_set, ddof=1), abs=0.05)
-    assert ("| step-exact command | `python -m train --recipe cpu --epochs 85 --epochs-decay 85 --lambda-fm 0 "
-            "--code-scale-max 1`") in card  # the cpu recipe of then (train.report.reproduce_command's rule)
-    assert "| schedule | 85 epochs at constant lr + 85 of linear decay" in card  # what the command repeats
+    assert "| step-exact command | `python -m train --recipe cpu --epochs 170 --epochs-decay 170`" in card
+    assert "| schedule | 170 epochs at constant lr + 170 of linear decay" in card  # what the command repeats
 
 
 def test_the_bundled_card_and_the_space_readme_parse_as_the_hub_reads_them():
@@ -80,12 +85,13 @@ def test_the_bundled_card_and_the_space_readme_parse_as_the_hub_reads_them():
     assert (card.library_name, card.license, card.pipeline_tag) == ("facade-pix2pix", "mit", "image-to-image")
     figures = {(r.metric_type, r.dataset_split): r.metric_value for r in card.eval_results}
     # The front matter gives what the card's own evaluation table gives on test (mean +- std over 5 seed sets).
-    lines = (BUNDLED_WEIGHTS / "README.md").read_text().splitlines()
-    table = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1] for line in lines
-             if line.startswith(("| FID (TF-FID", "| KID, mean"))}
-    (fid, fid_std), (kid, kid_std) = ([float(v) for v in value.split(" +- ")] for value in table.values())
-    assert figures == {("fid", "test"): fid, ("fid_std", "test"): fid_std, ("kid", "test"): kid,
-                       ("kid_std", "test"): kid_std}
+    evaluation = (BUNDLED_WEIGHTS / "README.md").read_text().split("## Evaluation", 1)[1].split("\n## ", 1)[0]
+    table = _table(evaluation, "FID (TF-FID", "KID, mean")
+    (fid, fid_std), (kid, kid_std) = ([float(v) for v in value[0].split(" +- ")] for value in table.values())
+    assert set(figures) == {("fid", "test"), ("fid_std", "test"), ("kid", "test"), ("kid_std", "test")}
+    # The table rounds FID to 0.1 and KID to 0.0001; the front matter keeps 4 decimals.
+    assert [figures["fid", "test"], figures["fid_std", "test"]] == pytest.approx([fid, fid_std], abs=0.05)
+    assert [figures["kid", "test"], figures["kid_std", "test"]] == pytest.approx([kid, kid_std], abs=0.00005)
     assert len(table) == 2 and 100 < fid < 140 and kid < 0.06
     readme = BUNDLED_WEIGHTS.parent.parent / "README.md"
     space = SpaceCard.load(readme).data

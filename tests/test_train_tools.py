@@ -279,7 +279,7 @@ def test_a_run_from_before_an_option_existed_is_repeated_with_that_option_off():
     cfg = parse_args(["--recipe", "cpu"]).to_dict()
     assert reproduce_command(cfg, {"epochs_constant": 85, "epochs_decay": 85}) == \
         "python -m train --recipe cpu --epochs 85 --epochs-decay 85"
-    for later in ("lambda_fm", "code_scale_max", "code_max_norm"):  # the bundled run's config.json had none of these
+    for later in ("lambda_fm", "code_scale_max", "code_max_norm"):  # runs of before these options had none of them
         del cfg[later]
     command = reproduce_command(cfg, {"epochs_constant": 85, "epochs_decay": 85})
     head, tail = command.split(" --epochs-decay 85 ")

@@ -44,7 +44,7 @@ each seed's layout fidelity; the "Ablations" tables of facade-pix2pix's docs/res
 | discriminator width | ndf 64 | ndf 32 | the same saving on the other network |
 | stochasticity | dropout 0.5 only | dropout 0.5 + a latent code of 8 numbers at every encoder block, both drawn from the seed | the paper's dropout alone gives seeds that look the same (seed diversity 8 grey levels) |
 | codes in training | - | each code scaled by a factor drawn uniformly from 1/1.6 to 1.6 | long codes, which some seeds draw, are trained to follow the layout too (a lower FID and fewer seeds that ignore the layout at equal steps) |
-| codes at inference | - | a code longer than 1.75 is shortened to 1.75 (`code_max_norm` in config.json) | seeds with long codes follow the painted layout |
+| codes at inference | - | a code longer than 2 is shortened to 2 (`code_max_norm` in config.json; chosen on val for this model: the longest that leaves no seed of 0..31 under either fidelity floor) | seeds with long codes follow the painted layout |
 | loss | GAN + 100 x L1 | GAN + 10 x L1 + 1 x mode seeking (MSGAN, Mao et al. 2019) + 10 x feature matching on D's layers (pix2pixHD) | the mode-seeking term makes two codes give two facades; a lighter L1 stops pulling every seed to the same mean; feature matching gave a lower FID at equal steps for 1.06x the cost of a step |
 | batch | 1 | 2 label maps x 2 codes, lr 2e-4 x sqrt(4) = 4e-4 | the mode-seeking term needs two codes per map; fuller use of the cores |
 | exported weights | the last ones | an EMA of the generator, decay 0.999 | smoother weights, a lower FID for the same steps |
