@@ -22,6 +22,11 @@ def _l1_to_photo(model: Pix2Pix) -> float:
     return float(np.mean(errors))
 
 
+def _card_evaluation() -> str:
+    """The bundled card's "## Evaluation" section: what its tables and front matter must agree with."""
+    return (BUNDLED_WEIGHTS / "README.md").read_text().split("## Evaluation", 1)[1].split("\n## ", 1)[0]
+
+
 def _table(text: str, *prefixes: str) -> dict[str, list[str]]:
     """The markdown table rows of ``text`` whose name starts with one of ``prefixes``: name -> its cells."""
     rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in text.splitlines()
@@ -65,7 +70,7 @@ def test_the_bundled_models_seeds_give_visibly_different_facades(monkeypatch):
 
 def test_the_bundled_card_gives_fid_over_seed_sets_and_the_step_exact_command():
     card = (BUNDLED_WEIGHTS / "README.md").read_text()
-    evaluation = card.split("## Evaluation", 1)[1].split("\n## ", 1)[0]
+    evaluation = _card_evaluation()
     assert "mean +- sample standard deviation (ddof 1) over 5 seed sets" in evaluation
     rows = _table(evaluation, "FID")
     (fid_row,) = [values for name, values in rows.items() if name.startswith("FID (TF-FID") and "mean +- std" in name]
@@ -85,8 +90,7 @@ def test_the_bundled_card_and_the_space_readme_parse_as_the_hub_reads_them():
     assert (card.library_name, card.license, card.pipeline_tag) == ("facade-pix2pix", "mit", "image-to-image")
     figures = {(r.metric_type, r.dataset_split): r.metric_value for r in card.eval_results}
     # The front matter gives what the card's own evaluation table gives on test (mean +- std over 5 seed sets).
-    evaluation = (BUNDLED_WEIGHTS / "README.md").read_text().split("## Evaluation", 1)[1].split("\n## ", 1)[0]
-    table = _table(evaluation, "FID (TF-FID", "KID, mean")
+    table = _table(_card_evaluation(), "FID (TF-FID", "KID, mean")
     (fid, fid_std), (kid, kid_std) = ([float(v) for v in value[0].split(" +- ")] for value in table.values())
     assert set(figures) == {("fid", "test"), ("fid_std", "test"), ("kid", "test"), ("kid_std", "test")}
     # The table rounds FID to 0.1 and KID to 0.0001; the front matter keeps 4 decimals.
