@@ -1,0 +1,256 @@
+"""Train the facade parser (photo -> the 12 CMP classes) that reads an uploaded photo into a label map.
+
+``python -m train.parser --data <facades> --run-dir runs/parser`` trains ``pix2pix.parser.ParserNet`` from
+scratch on the training photos: cross-entropy, AdamW, a linear warm-up then a cosine decay, bf16 autocast on
+the CPU where it pays (AMX). Each step's batch and augmentation (a random resized crop, a flip, brightness,
+contrast and saturation) are drawn from a generator seeded by (seed, step), so a run stopped and started again
+(the same command: it resumes from ``<run-dir>/last.pt``) is step-exact. Every ``--eval-every`` steps the
+parser is scored on val (pixel accuracy, mean IoU); the best on val is kept as ``<run-dir>/best`` (the
+shipped folder's layout), then scored on test. ``--export assets/parser`` copies it there.
+
+This is not ``train.fidelity``'s segmenter: that one stays as it is so that fidelity figures stay comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pix2pix.images import SIZE, uint8_to_tensor
+from pix2pix.palette import CLASS_NAMES, NUM_CLASSES, rgb_to_index
+from pix2pix.parser import ParserNet, save_parser
+
+from .data import DataError, PairedDataset, check_pairs, find_pairs, split_folder
+
+
+@dataclass
+class ParserConfig:
+    """Everything a run depends on (saved in the run folder; the command in the card gives each one)."""
+
+    data: str = ""
+    run_dir: str = "runs/parser"
+    steps: int = 2000
+    batch_size: int = 8
+    width: int = 24
+    levels: int = 5
+    cap: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    min_scale: float = 0.35  # the random crop keeps this share of the photo's area at least
+    jitter: float = 0.25  # brightness, contrast and saturation move by up to this much
+    seed: int = 0
+    threads: int = 1  # 1 was faster than 2 on a 2-core machine shared with other work
+    bf16: bool = True
+    eval_every: int = 250
+    save_every: int = 50
+    limit: int | None = None  # the first N training pairs only (tests, quick runs)
+    eval_limit: int | None = None
+    progress: bool = True
+
+
+# ----------------------------------------------------------------------------------------------- data
+def load_split(folder: Path, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, 256, 256) uint8 photos and (N, 256, 256) uint8 classes of a pix2pix folder (photo | labels)."""
+    pairs, _ = check_pairs(find_pairs(folder, limit=limit))
+    dataset = PairedDataset(pairs, SIZE, SIZE)  # BtoA: (labels snapped to the palette, photo)
+    photos = torch.empty(len(pairs), 3, SIZE, SIZE, dtype=torch.uint8)
+    classes = torch.empty(len(pairs), SIZE, SIZE, dtype=torch.uint8)
+    for i in range(len(pairs)):
+        labels, photo = dataset.resized(i, SIZE)
+        photos[i] = torch.from_numpy(np.asarray(photo.convert("RGB")).copy()).permute(2, 0, 1)
+        classes[i] = torch.from_numpy(rgb_to_index(labels))
+    return photos, classes
+
+
+def augment(photos: torch.Tensor, classes: torch.Tensor, g: torch.Generator, min_scale: float,
+            jitter: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random resized crop (area ``min_scale``..1, aspect 3:4..4:3) and flip, the same for a photo and its
+    classes (bilinear / nearest, in one ``grid_sample`` per batch), then colour jitter on the photo."""
+    n = photos.shape[0]
+    area = min_scale + (1 - min_scale) * torch.rand(n, generator=g)
+    aspect = torch.exp((torch.rand(n, generator=g) - 0.5) * 2 * math.log(4 / 3))
+    sx = torch.sqrt(area * aspect).clamp(max=1)  # half-widths in [-1, 1] coordinates
+    sy = torch.sqrt(area / aspect).clamp(max=1)
+    cx = (1 - sx) * (2 * torch.rand(n, generator=g) - 1)
+    cy = (1 - sy) * (2 * torch.rand(n, generator=g) - 1)
+    flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx * flip, cx, sy, cy
+    grid = F.affine_grid(theta, [n, 3, SIZE, SIZE], align_corners=False)
+    x = F.grid_sample(uint8_to_tensor(photos), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    y = F.grid_sample(classes[:, None].float(), grid, mode="nearest", padding_mode="border", align_corners=False)
+    shape = (n, 1, 1, 1)
+    bright = (torch.rand(shape, generator=g) * 2 - 1) * jitter
+    contrast = 1 + (torch.rand(shape, generator=g) * 2 - 1) * jitter
+    sat = 1 + (torch.rand(shape, generator=g) * 2 - 1) * jitter
+    grey = x.mean(1, keepdim=True)
+    x = (x - grey) * sat + grey
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = ((x - mean) * contrast + mean + bright).clamp(-1, 1)
+    return x, y[:, 0].long()
+
+
+def step_batch(photos: torch.Tensor, classes: torch.Tensor, config: ParserConfig, step: int):
+    """Step ``step``'s batch: the same on every run and resume (its own generator, seeded by seed and step)."""
+    g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    idx = torch.randint(0, len(photos), (config.batch_size,), generator=g)
+    return augment(photos[idx], classes[idx], g, config.min_scale, config.jitter)
+
+
+# ----------------------------------------------------------------------------------------------- scores
+@torch.no_grad()
+def predict(net: ParserNet, photos: torch.Tensor, bf16: bool = False, batch_size: int = 16) -> torch.Tensor:
+    """(N, 3, H, W) uint8 photos -> (N, H, W) uint8 classes (the raw argmax)."""
+    net.eval()
+    out = []
+    for start in range(0, len(photos), batch_size):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out.append(net(uint8_to_tensor(photos[start:start + batch_size])).argmax(1).to(torch.uint8))
+    return torch.cat(out)
+
+
+def confusion(pred: np.ndarray | torch.Tensor, true: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(12, 12) pixel counts, rows the true class, columns the predicted one."""
+    pred, true = np.asarray(pred, np.int64).ravel(), np.asarray(true, np.int64).ravel()
+    return np.bincount(true * NUM_CLASSES + pred, minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+
+
+def scores(conf: np.ndarray) -> dict:
+    """Pixel accuracy, per-class IoU (None for a class in neither map) and their mean over the classes present."""
+    inter = np.diag(conf).astype(float)
+    union = conf.sum(0) + conf.sum(1) - np.diag(conf)
+    iou = {name: (float(inter[k] / union[k]) if union[k] else None) for k, name in enumerate(CLASS_NAMES)}
+    present = [v for v in iou.values() if v is not None]
+    return {"pixel_accuracy": float(inter.sum() / conf.sum()), "mean_iou": float(np.mean(present)), "iou": iou}
+
+
+def evaluate(net: ParserNet, photos: torch.Tensor, classes: torch.Tensor, bf16: bool = False) -> dict:
+    return scores(confusion(predict(net, photos, bf16), classes))
+
+
+# ----------------------------------------------------------------------------------------------- training
+def lr_factor(step: int, config: ParserConfig) -> float:
+    """Linear warm-up over ``warmup`` steps, then a cosine decay to zero at ``steps``."""
+    if step < config.warmup:
+        return (step + 1) / config.warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - config.warmup) / max(1, config.steps - config.warmup)))
+
+
+def make_state(config: ParserConfig):
+    torch.manual_seed(config.seed)
+    net = ParserNet(config.width, config.levels, config.cap)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
+    return net, opt, sched
+
+
+def save_checkpoint(path: Path, step: int, net, opt, sched, best: dict, config: ParserConfig) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"step": step, "net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "best": best, "config": asdict(config)}, tmp)
+    tmp.replace(path)  # a run killed mid-save keeps its previous checkpoint
+
+
+def train(config: ParserConfig) -> dict:
+    """Train (or resume) the run in ``config.run_dir``; returns the best val scores and where the best is."""
+    from tqdm import tqdm
+
+    torch.set_num_threads(config.threads)
+    root, run = Path(config.data), Path(config.run_dir)
+    train_dir, val_dir = split_folder(root, "train"), split_folder(root, "val")
+    if train_dir is None:
+        raise DataError(f"{root}: no training photos (train/ with photo | label map side by side)")
+    run.mkdir(parents=True, exist_ok=True)
+    photos, classes = load_split(train_dir, config.limit)
+    val = load_split(val_dir, config.eval_limit) if val_dir is not None else (photos, classes)
+    net, opt, sched = make_state(config)
+    step, best = 0, {"step": None, "pixel_accuracy": -1.0}
+    last = run / "last.pt"
+    if last.is_file():
+        ckpt = torch.load(last, weights_only=False)
+        if {k: v for k, v in ckpt["config"].items() if k != "progress"} != {
+                k: v for k, v in asdict(config).items() if k != "progress"}:
+            raise SystemExit(f"error: {last} was made with another configuration: use another --run-dir")
+        net.load_state_dict(ckpt["net"])
+        opt.load_state_dict(ckpt["opt"])
+        sched.load_state_dict(ckpt["sched"])
+        step, best = ckpt["step"], ckpt["best"]
+    (run / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    started = time.monotonic()
+    with tqdm(total=config.steps, initial=step, desc="training the parser", unit="step",
+              disable=not config.progress) as bar:
+        while step < config.steps:
+            net.train()
+            x, y = step_batch(photos, classes, config, step)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                logits = net(x)
+            loss = F.cross_entropy(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+            if step % config.eval_every == 0 or step == config.steps:
+                result = evaluate(net, *val, bf16=config.bf16)
+                with (run / "metrics.jsonl").open("a") as f:
+                    f.write(json.dumps({"step": step, "loss": loss.item(), "minutes": round(
+                        (time.monotonic() - started) / 60, 2), **result}) + "\n")
+                bar.write(f"step {step}: val pixel accuracy {result['pixel_accuracy']:.3f}, "
+                          f"mean IoU {result['mean_iou']:.3f}")
+                if result["pixel_accuracy"] > best["pixel_accuracy"]:
+                    best = {"step": step, "pixel_accuracy": result["pixel_accuracy"], "mean_iou": result["mean_iou"]}
+                    save_parser(net, run / "best", {"step": step, "val": result})
+            if step % config.save_every == 0 or step == config.steps:
+                save_checkpoint(last, step, net, opt, sched, best, config)
+    return best
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m train.parser", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    defaults = ParserConfig()
+    for f in fields(ParserConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "data":
+            p.add_argument(flag, required=True, help="facades folder with train/ (val/ and test/ are scored)")
+        elif f.type in ("bool", bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=getattr(defaults, f.name))
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(str(f.type).split(" ")[0], int)
+            p.add_argument(flag, type=kind, default=getattr(defaults, f.name))
+    p.add_argument("--export", default=None, help="copy the best parser (weights and config) to this folder")
+    args = vars(p.parse_args(argv))
+    export = args.pop("export")
+    config = ParserConfig(**args)
+    best = train(config)
+    run = Path(config.run_dir)
+    test_dir = split_folder(Path(config.data), "test")
+    if test_dir is not None and best["step"] is not None:
+        from pix2pix.parser import load_parser_net
+
+        best["test"] = evaluate(load_parser_net(run / "best"), *load_split(test_dir, config.eval_limit))
+        (run / "test.json").write_text(json.dumps(best["test"], indent=2) + "\n")
+    print(f"parser: best on val at step {best['step']} (pixel accuracy {best['pixel_accuracy']:.3f})"
+          + (f"; test pixel accuracy {best['test']['pixel_accuracy']:.3f}, mean IoU {best['test']['mean_iou']:.3f}"
+             if "test" in best else ""))
+    if export:
+        Path(export).mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "model.safetensors"):
+            shutil.copy(run / "best" / name, Path(export) / name)
+    return best
+
+
+if __name__ == "__main__":
+    main()
