@@ -51,8 +51,9 @@ class ResizeConv2d(nn.Module):
 
 
 #: Where the latent code enters the U-Net: every encoder block (BicycleGAN's "add to all", the default), only
-#: the innermost encoder block (the bottleneck), or every decoder block (after its skip concatenation).
-CODE_AT = ("encoder", "bottleneck", "decoder")
+#: the innermost encoder block (the bottleneck), every decoder block (after its skip concatenation), or all of
+#: the encoder's and the decoder's blocks.
+CODE_AT = ("encoder", "bottleneck", "decoder", "all")
 #: The decoder's up-step: the paper's 4x4 stride-2 transposed convolution, or nearest upsample + 3x3 conv.
 UPSAMPLE = ("transpose", "resize")
 
@@ -88,7 +89,10 @@ class UnetGenerator(
     gives seeds that differ only in fine texture; a code trained with a mode-seeking term moves colour,
     material and light. ``nz = 0`` is the paper's generator (and loads the authors' checkpoints). ``code_at``
     moves the code to the bottleneck or the decoder only, where it can change colour and material but has fewer
-    ways to override the painted layout; ``upsample="resize"`` swaps the transposed convolutions for nearest
+    ways to override the painted layout, or to both halves (``"all"``); ``code_mod`` also lets the code scale and
+    shift every normalised decoder block's channels (a per-channel affine computed from the code, as StyleGAN's
+    and SPADE's modulation), so that it can change what the decoder draws, not only what it is fed. A code map
+    (N, nz, H, W) gives each region its own code. ``upsample="resize"`` swaps the transposed convolutions for nearest
     upsampling + 3x3 convolutions (see ``ResizeConv2d``). Both are ablations of docs/results.md.
 
     ``forward(x, seeds=...)`` takes each sample's dropout masks and code from the seed rule of
@@ -98,7 +102,8 @@ class UnetGenerator(
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, num_downs: int = 8, nz: int = 0,
-                 code_at: str = "encoder", upsample: str = "transpose", code_max_norm: float = 0.0):
+                 code_at: str = "encoder", upsample: str = "transpose", code_max_norm: float = 0.0,
+                 code_mod: bool = False):
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be at least 5 (the U-Net has 5 fixed levels), got {num_downs}")
@@ -113,8 +118,11 @@ class UnetGenerator(
         self.code_at, self.upsample, self.code_max_norm = code_at, upsample, float(code_max_norm)
         # w[k] = channels after the (k+1)-th down-convolution: 64, 128, 256, 512, 512, ...
         w = [ngf * min(2**k, 8) for k in range(num_downs)]
-        enc = nz if code_at == "encoder" else 0
-        dec = nz if code_at == "decoder" else 0
+        if code_mod and not nz:
+            raise ValueError("code_mod needs a latent code (nz > 0)")
+        self.code_mod = bool(code_mod)
+        enc = nz if code_at in ("encoder", "all") else 0
+        dec = nz if code_at in ("decoder", "all") else 0
         up = _up if upsample == "transpose" else ResizeConv2d
 
         # Encoder: outermost conv has no norm, nor has the innermost (its output is 1x1).
@@ -129,9 +137,16 @@ class UnetGenerator(
         for k in range(num_downs - 2, 0, -1):
             self.decoder.append(nn.Sequential(up(2 * w[k] + dec, w[k - 1]), _norm(w[k - 1])))
         self.decoder.append(up(2 * w[0] + dec, out_channels, bias=True))
+        # Modulation: one 1x1 convolution per normalised decoder block, code -> (scale, shift) per channel; zero
+        # at the start, so a modulated generator starts as the plain one. A 1x1 convolution rather than a linear
+        # layer so that a code map (a code per pixel) modulates each region by its own code.
+        self.modulation = nn.ModuleList(
+            [nn.Conv2d(nz, 2 * block[0].out_channels, 1) for block in self.decoder[:-1]] if code_mod else [])
         # Decoder indices followed by dropout: the official code's ``num_downs - 5`` ngf*8 blocks.
         self.dropout_blocks = tuple(range(1, num_downs - 4))
         init_weights(self)
+        for conv in self.modulation:
+            nn.init.zeros_(conv.weight)
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download, local_files_only, token,
@@ -187,10 +202,11 @@ class UnetGenerator(
             if z is None:
                 z = (torch.randn(x.shape[0], self.nz, device=x.device) if self.training
                      else torch.zeros(x.shape[0], self.nz, device=x.device))
-            z = self.shorten_codes(z.to(x.device)).view(x.shape[0], self.nz, 1, 1)
+            z = self.shorten_codes(z.to(x.device))
+            z = z.view(x.shape[0], self.nz, 1, 1) if z.dim() == 2 else z
         skips, last = [], len(self.encoder) - 1
-        enc_z = z if self.code_at == "encoder" else None
-        dec_z = z if self.code_at == "decoder" else None
+        enc_z = z if self.code_at in ("encoder", "all") else None
+        dec_z = z if self.code_at in ("decoder", "all") else None
         h = self.encoder[0](self._with_code(x, enc_z))
         for j, down in enumerate(self.encoder[1:], 1):
             # The official blocks apply this LeakyReLU in place, so the skip carries the activated map.
@@ -199,6 +215,9 @@ class UnetGenerator(
             h = down(self._with_code(h, z if j == last and self.code_at == "bottleneck" else enc_z))
         for i, up in enumerate(self.decoder):
             h = up(self._with_code(F.relu(h), dec_z))
+            if i < len(self.modulation):
+                scale, shift = self.modulation[i](_code_at_size(z, h).to(h.dtype)).chunk(2, dim=1)
+                h = h * (1 + scale) + shift
             if i in self.dropout_blocks:
                 if masks is None:
                     h = F.dropout(h, DROPOUT_P, self.training)
@@ -209,14 +228,23 @@ class UnetGenerator(
         return torch.tanh(h)
 
     def shorten_codes(self, z: torch.Tensor) -> torch.Tensor:
-        """``z`` (N, nz) with every code longer than ``code_max_norm`` scaled to that length (eval mode only)."""
+        """``z`` (N, nz), or a code map (N, nz, H, W), with every code longer than ``code_max_norm`` scaled to
+        that length (eval mode only)."""
         if self.training or not self.code_max_norm:
             return z
         norm = z.float().norm(dim=1, keepdim=True).clamp_min(1e-12)
         return z * torch.clamp(self.code_max_norm / norm, max=1.0).to(z.dtype)
 
     def _with_code(self, h: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
-        return h if z is None else torch.cat([h, z.to(h.dtype).expand(-1, -1, h.shape[2], h.shape[3])], dim=1)
+        return h if z is None else torch.cat([h, _code_at_size(z, h).to(h.dtype)], dim=1)
+
+
+def _code_at_size(z: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """The code (N, nz, 1, 1) tiled, or a code map (N, nz, H, W) averaged over each cell, to ``h``'s size: a block
+    at 1/k of the input's size sees each region's code as the mean over its k x k cell."""
+    if z.shape[2] == 1 and z.shape[3] == 1:
+        return z.expand(-1, -1, h.shape[2], h.shape[3])
+    return F.adaptive_avg_pool2d(z, h.shape[2:])
 
 
 class PatchDiscriminator(nn.Module):

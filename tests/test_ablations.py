@@ -65,6 +65,9 @@ def test_the_discriminator_gives_its_features_for_matching():
     ["--lambda-fm", "10", "--diffaug", "translation,cutout,color", "--code-scale-max", "1.6"],
     ["--code-at", "bottleneck", "--upsample", "resize", "--lambda-fm", "0"],
     ["--code-at", "decoder"],
+    ["--ms-on", "detail", "--l1-downsample", "4", "--code-mod"],
+    ["--ms-on", "dfeat", "--lambda-fm", "0", "--code-at", "all", "--nz", "16"],
+    ["--code-maps", "0.5", "--ms-on", "dfeat"],
 ])
 def test_a_step_with_the_options_trains_both_networks(flags):
     cfg = parse_args(["--recipe", "cpu", "--image-size", "64", "--ngf", "8", "--ndf", "8", "--no-compile", *flags])
@@ -80,11 +83,15 @@ def test_a_step_with_the_options_trains_both_networks(flags):
     assert any(not torch.equal(a, b) for a, b in zip(d0, nets.D.parameters()))
 
 
-@pytest.mark.parametrize("code_at,upsample", [("bottleneck", "transpose"), ("decoder", "resize"),
-                                              ("encoder", "resize")])
-def test_every_generator_variant_exports_and_takes_the_fast_path(tmp_path, code_at, upsample):
+@pytest.mark.parametrize("code_at,upsample,code_mod", [("bottleneck", "transpose", False), ("decoder", "resize", False),
+                                                       ("encoder", "resize", False), ("all", "transpose", True)])
+def test_every_generator_variant_exports_and_takes_the_fast_path(tmp_path, code_at, upsample, code_mod):
     torch.manual_seed(0)
-    G = UnetGenerator(ngf=8, nz=8, code_at=code_at, upsample=upsample).eval()
+    G = UnetGenerator(ngf=8, nz=8, code_at=code_at, upsample=upsample, code_mod=code_mod).eval()
+    if code_mod:  # trained modulation: the zero start would leave it out of the comparison
+        with torch.no_grad():
+            for conv in G.modulation:
+                conv.weight.normal_(0, 0.05)
     x = torch.rand(2, 3, 256, 256) * 2 - 1
     masks, z = G.sample_noise([3, 7], 256)
     with torch.inference_mode():
@@ -101,7 +108,34 @@ def test_every_generator_variant_exports_and_takes_the_fast_path(tmp_path, code_
     assert (G(x[:1], seeds=[7]) - other).abs().mean() > 1e-3  # the code still reaches the facade
     G.save_pretrained(tmp_path / "w")
     loaded = Pix2Pix.load(tmp_path / "w", device="cpu", precision="fp32").generator
-    assert (loaded.code_at, loaded.upsample) == (code_at, upsample)
+    assert (loaded.code_at, loaded.upsample, loaded.code_mod) == (code_at, upsample, code_mod)
+
+
+def test_code_maps_change_the_second_code_inside_a_box_only():
+    torch.manual_seed(0)
+    objective = Objective(lambda_ms=1.0, nz=8, code_maps=1.0)
+    z, region = objective.draw_pair_codes(6, 32, torch.device("cpu"))
+    assert z.shape == (12, 8, 32, 32) and region.shape == (6, 1, 32, 32)
+    first, second = z.chunk(2)
+    inside = region.expand_as(first).bool()
+    assert torch.equal(first[~inside], second[~inside]) and (first[inside] != second[inside]).all()
+    share = region.flatten(1).mean(1)
+    assert (share > 0.05).all() and (share < 0.6).all()  # boxes of 1/4..3/4 of each side
+    assert Objective(lambda_ms=1.0, nz=8).draw_pair_codes(3, 32, torch.device("cpu"))[1] is None
+
+
+def test_the_mode_seeking_term_on_detail_ignores_a_new_tint():
+    from train.step import mode_seeking
+
+    torch.manual_seed(0)
+    f = torch.rand(2, 3, 64, 64) * 2 - 1
+    tinted = torch.cat([f, (f * 0.7 + 0.2).clamp(-1, 1)])
+    z = torch.randn(4, 8)
+    pixel, _ = mode_seeking(Objective(nz=8, lambda_ms=1.0), tinted, z, None)
+    detail, _ = mode_seeking(Objective(nz=8, lambda_ms=1.0, ms_on="detail"), tinted, z, None)
+    other, _ = mode_seeking(Objective(nz=8, lambda_ms=1.0, ms_on="detail"), torch.cat([f, f.flip(-1)]), z, None)
+    assert detail > 2 * other  # a tint leaves the detail alike: the term stays high, only new detail lowers it
+    assert pixel < detail
 
 
 def test_the_benchmark_times_each_ablation_against_the_recipe(capsys):

@@ -10,7 +10,7 @@ import torch
 from pix2pix import Pix2Pix, UnetGenerator
 from tests.helpers import IN_CI
 from train import fid
-from train.evaluate import diversity, seed_diversity, summary_line
+from train.evaluate import diversity, fine_detail, seed_diversity, seed_variation, summary_line
 
 
 def _inception_or_skip():
@@ -106,6 +106,39 @@ def test_seed_diversity_is_zero_without_noise_and_grows_with_a_code():
         coded.encoder[0].weight[:, 3:] *= 200
     coded = Pix2Pix(coded, device="cpu", precision="fp32")
     assert seed_diversity(plain, [x]) < seed_diversity(coded, [x])
+
+
+class _Painter:
+    """A stand-in for ``Pix2Pix``: ``generate_batch`` paints each seed's facade with ``paint(seed)``."""
+
+    def __init__(self, paint):
+        self.paint = paint
+
+    def generate_batch(self, inputs, seeds):
+        from pix2pix.images import tensor_to_image
+
+        return [tensor_to_image(self.paint(s) * 2 - 1) for s in seeds]
+
+
+def _texture(seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.avg_pool2d(torch.rand(1, 3, 260, 260, generator=g), 5, 1)[0]  # (3, 256, 256)
+
+
+def test_detail_sameness_tells_a_new_tint_from_a_new_building():
+    building = _texture(0) * 0.5 + 0.25
+    tints = _Painter(lambda s: (building * (0.6 + 0.1 * s) + torch.tensor([0.05 * s, 0.0, -0.03 * s]).view(3, 1, 1)
+                                ).clamp(0, 1))
+    buildings = _Painter(lambda s: _texture(100 + s) * 0.5 + 0.25)
+    x = torch.zeros(3, 256, 256)
+    tint, new = seed_variation(tints, [x, x]), seed_variation(buildings, [x, x])
+    assert tint["detail_sameness"] > 0.95 and tint["detail_sameness_max"] >= tint["detail_sameness"]
+    assert new["detail_sameness"] < 0.1
+    assert tint["diversity"] > 10  # the grey-level diversity counts the tints as variety: it cannot see this
+    photo = seed_variation(buildings, [x], reals=[_texture(100) * 2 - 1])  # seed 0 is "the photo" itself
+    assert photo["detail_photo"] == pytest.approx(1.0, abs=0.02)
+    # A flat image has no detail; a blurred one keeps only its finest part.
+    assert fine_detail(torch.full((1, 3, 64, 64), 0.4, dtype=torch.float64)).abs().max() < 1e-9
 
 
 def test_summary_line_names_the_figures():

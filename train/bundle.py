@@ -113,6 +113,7 @@ def comparison(previous: dict, new: dict, split: str) -> str:
     """The model card's table: the weights this bundle replaced beside the new ones, on the same split."""
     rows = [("FID (lower is better)", "fid", ".1f"), ("KID", "kid", ".4f"),
             ("seed diversity (grey levels)", "diversity", ".1f"),
+            ("detail sameness of seeds (lower: more different buildings)", "detail_sameness", ".2f"),
             ("layout fidelity, worst of seeds 0..31", "fidelity_worst", ".3f"),
             ("region fidelity (worst 4x4 cell), worst of seeds 0..31", "region_worst", ".3f"),
             ("L1", "l1", ".4f"), ("PSNR", "psnr", ".2f"), ("SSIM", "ssim", ".4f")]

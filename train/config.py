@@ -75,8 +75,10 @@ class TrainConfig:
     nz: int = opt(0, "latent code size: nz numbers drawn per sample (from its seed at inference), fed to every "
                      "encoder block beside the label map; 0 is the paper's generator (dropout its only noise)")
     code_at: str = opt("encoder", "where the latent code enters the U-Net: every encoder block (BicycleGAN's 'add to "
-                                  "all'), the innermost encoder block only, or every decoder block",
-                       choices=("encoder", "bottleneck", "decoder"), metavar="{encoder,bottleneck,decoder}")
+                                  "all'), the innermost encoder block only, every decoder block, or all of both",
+                       choices=("encoder", "bottleneck", "decoder", "all"), metavar="{encoder,bottleneck,decoder,all}")
+    code_mod: bool = opt(False, "the code also scales and shifts every normalised decoder block's channels (a "
+                                "per-channel affine computed from it); needs --nz > 0")
     upsample: str = opt("transpose", "the decoder's up-step: the paper's 4x4 stride-2 transposed convolution, or "
                                      "nearest upsampling + 3x3 convolution (no checkerboard)",
                         choices=("transpose", "resize"), metavar="{transpose,resize}")
@@ -106,6 +108,19 @@ class TrainConfig:
     code_scale_max: float = opt(1.0, "scale each training code by a factor drawn uniformly from [1/M, M] (1: plain "
                                      "N(0, 1) codes), so that codes of large norm -- which seeds draw too -- are "
                                      "trained to follow the layout as well")
+    ms_on: str = opt("pixel", "what the mode-seeking term measures the two codes' difference on: the pixels (MSGAN), "
+                              "the fine detail (greyscale minus its Gaussian blur, sigma 3 px: a new tint does not "
+                              "count), or the discriminator's features of the two facades",
+                     choices=("pixel", "detail", "dfeat"), metavar="{pixel,detail,dfeat}")
+    l1_downsample: int = opt(1, "compare the facade with the photo (L1) after a KxK box downscale (1: at full size, "
+                                "the paper): the layout and the large masses must match the one photo, the details "
+                                "are free to differ")
+    code_maps: float = opt(0.0, "share of the mode-seeking pairs whose second code is a code map: the first code "
+                                "outside a random box, a new one inside it; the mode-seeking term then counts the "
+                                "difference inside the box only, and --lambda-keep holds the facade outside it "
+                                "(trains codes that differ by region); needs --lambda-ms > 0")
+    lambda_keep: float = opt(10.0, "with --code-maps: weight of L1 between the two facades of a code-map pair "
+                                   "outside the box")
     lambda_fm: float = opt(0.0, "weight of pix2pixHD's feature-matching loss: L1 between the discriminator's "
                                 "features of the fake and the real photo, over its layers (0: off, the paper)")
     diffaug: str = opt("", "differentiable augmentation of everything the discriminator sees (DiffAugment, Zhao et "
@@ -153,8 +168,9 @@ class TrainConfig:
     @property
     def generator_kwargs(self) -> dict:
         """``UnetGenerator``'s arguments for this run."""
-        return {"ngf": self.ngf, "num_downs": self.num_downs, "nz": self.nz, "code_at": self.code_at,
-                "upsample": self.upsample, "code_max_norm": self.code_max_norm}
+        kwargs = {"ngf": self.ngf, "num_downs": self.num_downs, "nz": self.nz, "code_at": self.code_at,
+                  "upsample": self.upsample, "code_max_norm": self.code_max_norm}
+        return {**kwargs, "code_mod": True} if self.code_mod else kwargs  # older exports' config.json unchanged
 
     @property
     def total_epochs(self) -> int:
@@ -198,6 +214,16 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 raise SystemExit(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        if (self.code_mod or self.ms_on != "pixel") and self.nz < 1:
+            raise SystemExit("--code-mod and --ms-on need a latent code: add --nz 8")
+        if not 0 <= self.code_maps <= 1:
+            raise SystemExit(f"--code-maps is a share of the pairs, in [0, 1], got {self.code_maps}")
+        if self.code_maps and not self.lambda_ms > 0:
+            raise SystemExit("--code-maps trains with the mode-seeking pairs: add --lambda-ms 1")
+        if self.l1_downsample < 1 or self.image_size % self.l1_downsample:
+            raise SystemExit(f"--l1-downsample must divide --image-size, got {self.l1_downsample}")
+        if self.lambda_keep < 0:
+            raise SystemExit(f"--lambda-keep must be >= 0, got {self.lambda_keep}")
         if self.code_scale_max < 1:
             raise SystemExit(f"--code-scale-max must be at least 1 (1: off), got {self.code_scale_max}")
         if self.lambda_fm < 0:

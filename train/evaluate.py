@@ -14,6 +14,11 @@ seed set ``k`` (k = 0 .. ``seed_sets`` - 1), so the figures repeat exactly.
   difference between every pair of the 4, after a 32x32 box downscale, in grey levels (0-255). The downscale
   keeps what a person sees (colour, material, where the light falls) and drops pixel noise. Two different
   real photos differ by about 54.
+- Detail sameness of seeds: for the same maps and seeds, the mean Pearson correlation between the fine detail
+  (the greyscale facade minus its Gaussian blur, sigma 3 px) of every pair of seeds; beside it the most alike
+  pair, and the reference: seed ``seed``'s facade against the real photo of its map (two buildings on one
+  layout, about 0.1). A new tint leaves it near 1: it sees what the grey-level diversity cannot, seeds that are
+  one building in several colours.
 - L1 = mean |generated - real|, PSNR = 10 log10(1 / MSE) per image then averaged, SSIM with an 11x11 gaussian
   window (sigma 1.5) per channel, averaged; on [0, 1] images. They reward blur: judge by FID and by eye.
   They, the HTML page's images and the seed diversity are of seed set 0 only (they move far less than FID).
@@ -100,14 +105,63 @@ def diversity(images: torch.Tensor) -> float:
 def seed_diversity(model: Pix2Pix, inputs: list[torch.Tensor], seed: int = 0, bar=None) -> float:
     """``diversity`` of ``DIVERSITY_SEEDS`` seeds per label map, averaged over the maps (``bar``: a tqdm that
     counts the images)."""
+    return seed_variation(model, inputs, seed=seed, bar=bar)["diversity"]
+
+
+#: The fine detail that detail sameness compares: a greyscale facade minus its Gaussian blur of this sigma (px).
+DETAIL_SIGMA = 3.0
+
+
+def fine_detail(images: torch.Tensor, sigma: float = DETAIL_SIGMA) -> torch.Tensor:
+    """(K, 3, H, W) images in [0, 1] -> (K, H, W): the greyscale (ITU-R 601 luma) minus its Gaussian blur, the
+    detail that a tint (a change of colour or brightness over the whole facade) leaves alone."""
+    dtype, device = images.dtype, images.device  # float64 for the measure; the training loss's own dtype
+    grey = (images * torch.tensor([0.299, 0.587, 0.114], dtype=dtype, device=device).view(1, 3, 1, 1)).sum(1)
+    radius = int(math.ceil(3 * sigma))
+    g = torch.exp(-torch.arange(-radius, radius + 1, dtype=dtype, device=device) ** 2 / (2 * sigma**2))
+    g = g / g.sum()
+    x = F.pad(grey[:, None], (radius,) * 4, mode="reflect")
+    blur = F.conv2d(F.conv2d(x, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))[:, 0]
+    return grey - blur
+
+
+def detail_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation of two (H, W) detail maps: 1 when one facade's detail is the other's (whatever its
+    tint), about 0 for two different buildings."""
+    a, b = a.flatten() - a.mean(), b.flatten() - b.mean()
+    return float((a @ b) / (a.norm() * b.norm()).clamp_min(1e-12))
+
+
+def seed_variation(model: Pix2Pix, inputs: list[torch.Tensor], reals: list[torch.Tensor] | None = None,
+                   seed: int = 0, bar=None) -> dict:
+    """How the seeds of a map differ, over ``inputs`` with ``DIVERSITY_SEEDS`` seeds each (``seed``, ``seed`` + 1,
+    ...), averaged over the maps:
+
+    - ``diversity``: grey levels apart at 32x32 (``diversity``); a new tint satisfies it.
+    - ``detail_sameness``: the mean Pearson correlation of the fine detail (``fine_detail``) of every pair of
+      seeds; ``detail_sameness_max``: the most alike pair of seeds (over the maps). Near 1: one building in
+      several tints; low: different buildings.
+    - ``detail_photo`` (with ``reals``): the same correlation between seed ``seed``'s facade and the real photo of
+      its map, the reference of two buildings on one layout (about 0.1).
+    """
     seeds = [seed + k for k in range(DIVERSITY_SEEDS)]
-    scores = []
-    for x in inputs:
-        images = model.generate_batch([x] * len(seeds), seeds)
-        scores.append(diversity(to_unit(torch.stack([image_to_tensor(f) for f in images]))))
+    pairs = [(i, j) for i in range(len(seeds)) for j in range(i + 1, len(seeds))]
+    div, same, photo = [], torch.zeros(len(pairs), dtype=torch.float64), []
+    for n, x in enumerate(inputs):
+        images = to_unit(torch.stack([image_to_tensor(f) for f in model.generate_batch([x] * len(seeds), seeds)]))
+        div.append(diversity(images))
+        detail = fine_detail(images.double())
+        same += torch.tensor([detail_correlation(detail[i], detail[j]) for i, j in pairs], dtype=torch.float64)
+        if reals is not None:
+            photo.append(detail_correlation(detail[0], fine_detail(to_unit(reals[n][None]).double())[0]))
         if bar is not None:
-            bar.update(len(images))
-    return sum(scores) / len(scores)
+            bar.update(len(seeds))
+    same = same / len(inputs)
+    result = {"diversity": sum(div) / len(div), "detail_sameness": float(same.mean()),
+              "detail_sameness_max": float(same.max())}
+    if photo:
+        result["detail_photo"] = sum(photo) / len(photo)
+    return result
 
 
 def fid_note() -> str | None:
@@ -236,8 +290,9 @@ def evaluate(model: Pix2Pix, dataset: PairedDataset, seed: int = 0, batch_size: 
             sets = [lambda: first] + [lambda k=k: generate_set(model, dataset, seed, k, batch_size, bar)
                                       for k in range(1, seed_sets)]
             result.update(fid_over_sets(sets, features(torch.cat(reals_u8), bar), bar))
-        bar.set_postfix_str("seed diversity")
-        result["diversity"] = seed_diversity(model, [dataset[i][0] for i in range(maps)], seed, bar)
+        bar.set_postfix_str("seed diversity and detail sameness")
+        inputs, reals = zip(*(dataset[i] for i in range(maps)), strict=True)
+        result.update(seed_variation(model, list(inputs), list(reals), seed, bar))
         if segmenter is not None:
             bar.set_postfix_str("layout fidelity")
             inputs, reals = zip(*(dataset[i] for i in range(fidelity_maps)), strict=True)
@@ -296,6 +351,10 @@ def summary_line(result: dict) -> str:
         parts.append(f"FID {spread(result, 'fid', '.1f')}{f' ({sets} seed sets)' if sets > 1 else ''}  "
                      f"KID {spread(result, 'kid', '.4f')}")
     parts.append(f"diversity {result['diversity']:.1f}")
+    if "detail_sameness" in result:
+        photo = f", a seed against the photo {result['detail_photo']:.2f}" if "detail_photo" in result else ""
+        parts.append(f"detail sameness {result['detail_sameness']:.2f} (most alike pair "
+                     f"{result['detail_sameness_max']:.2f}{photo})")
     return "  ".join(parts) + f"  over {result['n']} images (diversity: {result.get('diversity_maps', 0)} maps x "\
                               f"{DIVERSITY_SEEDS} seeds)"
 

@@ -120,11 +120,18 @@ def metrics_text(m: dict) -> str:
     fid = (f"FID {spread(m, 'fid', '.1f')}, KID {spread(m, 'kid', '.4f')}"
            f"{f' (mean +- std over {sets} seed sets)' if sets > 1 else ''}, " if "fid" in m else "")
     div = f"seed diversity {m['diversity']:.1f}, " if "diversity" in m else ""
+    if "detail_sameness" in m:
+        div += f"detail sameness of seeds {m['detail_sameness']:.2f}{detail_reference(m)}, "
     if "fidelity" in m:
         div += (f"layout fidelity worst seed {m['fidelity_worst']:.3f} ({len(m['fidelity_under'])} seeds under "
                 f"{FIDELITY_FLOOR:.2f}), region fidelity worst seed {m['region_worst']:.3f} "
                 f"({len(m['region_under'])} under {REGION_FLOOR:.2f}), ")
     return f"{fid}{div}L1 {m['l1']:.4f}, PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} over {m['n']} images"
+
+
+def detail_reference(m: dict) -> str:
+    """`` (a seed against the real photo: 0.09)``: what two buildings on one layout score, for scale."""
+    return f" (a seed against the real photo: {m['detail_photo']:.2f})" if "detail_photo" in m else ""
 
 
 def data_name(desc: str) -> str:
@@ -188,6 +195,12 @@ def evaluation_text(metrics: dict | None, split: str | None) -> str:
     if "diversity" in metrics:
         rows.append((f"seed diversity (grey levels at 32x32, {metrics.get('diversity_maps', 30)} maps x 4 seeds)",
                      f"{metrics['diversity']:.1f}"))
+    if "detail_sameness" in metrics:
+        rows.append((f"detail sameness of seeds (mean correlation of the fine detail of two seeds' facades of a map, "
+                     f"{metrics.get('diversity_maps', 30)} maps x 6 pairs of 4 seeds; lower: more different "
+                     f"buildings), mean / most alike pair",
+                     f"{metrics['detail_sameness']:.2f} / {metrics['detail_sameness_max']:.2f}"
+                     f"{detail_reference(metrics)}"))
     if "fidelity" in metrics:
         under = metrics["fidelity_under"]
         rows.append((f"layout fidelity (`train.fidelity`, seeds 0..{len(metrics['fidelity_seeds']) - 1} on "

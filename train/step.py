@@ -22,6 +22,7 @@ from pix2pix.speed import TRAINING_BF16_MIN_SPEEDUP, best_of, cpu_has_bf16, pick
 
 from .augment import augment, parse_policy
 from .config import TrainConfig
+from .evaluate import fine_detail
 
 LOSS_NAMES = ("g_gan", "g_l1", "g_ms", "d_real", "d_fake", "g_fm")
 #: Keeps the mode-seeking term finite when two codes give the same image (MSGAN's value).
@@ -45,10 +46,15 @@ class Objective:
     code_scale_max: float = 1.0
     lambda_fm: float = 0.0
     diffaug: tuple[str, ...] = ()
+    ms_on: str = "pixel"
+    l1_downsample: int = 1
+    code_maps: float = 0.0
+    lambda_keep: float = 10.0
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> Objective:
-        return cls(cfg.lambda_l1, cfg.lambda_ms, cfg.nz, cfg.code_scale_max, cfg.lambda_fm, parse_policy(cfg.diffaug))
+        return cls(cfg.lambda_l1, cfg.lambda_ms, cfg.nz, cfg.code_scale_max, cfg.lambda_fm, parse_policy(cfg.diffaug),
+                   cfg.ms_on, cfg.l1_downsample, cfg.code_maps, cfg.lambda_keep)
 
     def draw_codes(self, n: int, device: torch.device) -> torch.Tensor:
         """``n`` training codes: N(0, 1), each scaled by a factor uniform in [1/M, M] when ``code_scale_max`` M > 1
@@ -59,10 +65,45 @@ class Objective:
             z = z * (lo + (hi - lo) * torch.rand(n, 1, device=device))
         return z
 
+    def draw_pair_codes(self, n: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The codes of ``n`` inputs generated twice (``2n`` codes: the first copies' then the second's) and, with
+        ``code_maps``, where the second copy's code differs: each pair is, with probability ``code_maps``, the
+        first code outside a random box and a new one inside it (codes then come as (2n, nz, size, size) maps,
+        always, so that the compiled graph keeps one shape). ``region`` (n, 1, size, size): 1 where the pair's
+        codes differ (everywhere for a pair of plain codes), None without code maps."""
+        z = self.draw_codes(2 * n, device)
+        if not self.code_maps:
+            return z, None
+        z1, z2 = (c[:, :, None, None] for c in z.chunk(2))
+        boxed = (torch.rand(n, 1, 1, 1, device=device) < self.code_maps).float()
+        box = random_boxes(n, size, device)
+        region = boxed * box + (1 - boxed)
+        second = region * z2 + (1 - region) * z1
+        return torch.cat([z1.expand_as(second), second]), region
+
     @property
     def copies(self) -> int:
         """How many times each input goes through the networks in a step."""
         return 2 if self.lambda_ms > 0 else 1
+
+
+def random_boxes(n: int, size: int, device: torch.device, lo: float = 0.25, hi: float = 0.75) -> torch.Tensor:
+    """``n`` masks (n, 1, size, size), each 1 inside an axis-aligned box whose sides are ``lo``..``hi`` of the
+    image's (from the global RNG, which checkpoints keep)."""
+    sides = (lo + (hi - lo) * torch.rand(n, 2, device=device)) * size
+    starts = torch.rand(n, 2, device=device) * (size - sides)
+    grid = torch.arange(size, device=device, dtype=torch.float32)
+    rows = (grid[None] >= starts[:, :1]) & (grid[None] < starts[:, :1] + sides[:, :1])
+    cols = (grid[None] >= starts[:, 1:]) & (grid[None] < starts[:, 1:] + sides[:, 1:])
+    return (rows[:, :, None] & cols[:, None, :]).float()[:, None]
+
+
+def masked_mean(diff: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """The mean of ``diff`` (N, C, H, W) where ``weight`` (N, 1, h, w; averaged to H x W) says, or everywhere."""
+    if weight is None:
+        return diff.mean()
+    w = F.adaptive_avg_pool2d(weight, diff.shape[2:]) if weight.shape[2:] != diff.shape[2:] else weight
+    return (diff * w).sum() / (w.sum() * diff.shape[1]).clamp_min(1e-8)
 
 
 def make_optimizers(cfg: TrainConfig, G: torch.nn.Module, D: torch.nn.Module,
@@ -203,10 +244,11 @@ def train_step(nets: Networks, x: torch.Tensor, y: torch.Tensor, train_g: bool =
     state is checkpointed.
     """
     G, objective, autocast = nets.G_train, nets.objective, nets.autocast
-    z = None
+    z = region = None
     if objective.copies == 2:
+        z, region = objective.draw_pair_codes(x.shape[0], x.shape[-1], x.device)
         x, y = torch.cat([x, x]), torch.cat([y, y])
-    if objective.nz:
+    elif objective.nz:
         z = objective.draw_codes(x.shape[0], x.device)
     with autocast(), torch.set_grad_enabled(train_g):  # a warm-up step needs no graph through G
         fake = G(x, z=z) if z is not None else G(x)
@@ -217,7 +259,7 @@ def train_step(nets: Networks, x: torch.Tensor, y: torch.Tensor, train_g: bool =
             g_l1 = F.l1_loss(fake.float(), y.float())
         zero = torch.zeros_like(g_l1)
         return torch.stack([g_gan, g_l1, zero, d_real, d_fake, zero]).detach()
-    g_gan, g_l1, g_ms, g_fm = generator_step(nets, x, fake, y, z)
+    g_gan, g_l1, g_ms, g_fm = generator_step(nets, x, fake, y, z, region)
     return torch.stack([g_gan, g_l1, g_ms, d_real, d_fake, g_fm]).detach()
 
 
@@ -240,7 +282,7 @@ def discriminator_step(nets: Networks, x: torch.Tensor, fake: torch.Tensor,
 
 
 def generator_step(nets: Networks, x: torch.Tensor, fake: torch.Tensor, y: torch.Tensor,
-                   z: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+                   z: torch.Tensor | None, region: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """BCE(D(x, fake), 1) + lambda_l1 * L1(fake, real) + lambda_ms * mode seeking + lambda_fm * feature
     matching, one Adam step, then the EMA. Returns (g_gan, g_l1, g_ms, g_fm)."""
     D, objective, opt_g = nets.D_train, nets.objective, nets.opt_g
@@ -248,29 +290,57 @@ def generator_step(nets: Networks, x: torch.Tensor, fake: torch.Tensor, y: torch
     opt_g.zero_grad(set_to_none=True)
     xa, fa, ya = augment(objective.diffaug, x, fake, y)
     g_fm = torch.zeros((), device=x.device)
+    fake_feats = None
     with nets.autocast():
-        if objective.lambda_fm:
+        if objective.lambda_fm or objective.ms_on == "dfeat":
             logits, fake_feats = nets.D_for_g(xa, fa, features=True)
+        else:
+            logits = nets.D_for_g(xa, fa)
+        if objective.lambda_fm:
             with torch.no_grad():
                 _, real_feats = nets.D_for_g(xa, ya, features=True)
             g_fm = sum(F.l1_loss(f.float(), r.float()) for f, r in zip(fake_feats, real_feats)) / len(fake_feats)
-        else:
-            logits = nets.D_for_g(xa, fa)
     logits = logits.float()
     g_gan = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-    g_l1 = F.l1_loss(fake.float(), y.float())
+    k = objective.l1_downsample
+    g_l1 = F.l1_loss(*(F.avg_pool2d(t.float(), k) if k > 1 else t.float() for t in (fake, y)))
     loss = g_gan + objective.lambda_l1 * g_l1 + objective.lambda_fm * g_fm
     g_ms = torch.zeros((), device=x.device)
     if objective.copies == 2:
-        f1, f2 = fake.float().chunk(2)
-        z1, z2 = z.chunk(2)
-        g_ms = 1.0 / ((f1 - f2).abs().mean() / (z1 - z2).abs().mean() + MS_EPS)
-        loss = loss + objective.lambda_ms * g_ms
+        g_ms, keep = mode_seeking(objective, fake, z, region, fake_feats)
+        loss = loss + objective.lambda_ms * g_ms + objective.lambda_keep * keep
     loss.backward()
     opt_g.step()
     if nets.ema is not None:
         nets.ema.update_parameters(unwrap(nets.G_train))
     return g_gan, g_l1, g_ms, g_fm
+
+
+def mode_seeking(objective: Objective, fake: torch.Tensor, z: torch.Tensor, region: torch.Tensor | None,
+                 fake_feats: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(MSGAN's term, the code maps' keep-outside term) of a batch generated twice (``fake``: the first copies,
+    then the second; ``z`` their codes or code maps).
+
+    The term is 1 / (d(f1, f2) / mean|z1 - z2| + eps), where d is the mean absolute difference of the pixels,
+    of their fine detail (``train.evaluate.fine_detail``: a new tint does not count) or of the discriminator's
+    features (``fake_feats``, per layer, averaged), as ``objective.ms_on`` says; with code maps, only inside each
+    pair's ``region``, and the keep term is the L1 between the second facade and the (fixed) first one outside it.
+    """
+    f1, f2 = fake.float().chunk(2)
+    z1, z2 = z.float().chunk(2)
+    codes = masked_mean((z1 - z2).abs(), region) if region is not None else (z1 - z2).abs().mean()
+    if objective.ms_on == "dfeat":
+        pairs = [f.float().chunk(2) for f in fake_feats]
+        apart = sum(masked_mean((a - b).abs(), region) for a, b in pairs) / len(pairs)
+    elif objective.ms_on == "detail":
+        apart = masked_mean((fine_detail(f1 * 0.5 + 0.5) - fine_detail(f2 * 0.5 + 0.5)).abs()[:, None], region)
+    else:
+        apart = masked_mean((f1 - f2).abs(), region)
+    term = 1.0 / (apart / codes.clamp_min(1e-8) + MS_EPS)
+    keep = torch.zeros((), device=fake.device)
+    if region is not None and objective.lambda_keep:
+        keep = masked_mean((f2 - f1.detach()).abs(), 1 - region)
+    return term, keep
 
 
 # ----------------------------------------------------------------------------------------------- precision
