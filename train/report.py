@@ -227,11 +227,27 @@ def evaluation_text(metrics: dict | None, split: str | None) -> str:
     return f"On {n} images of `{split}` ({how}:\n\n| metric | value |\n| --- | --- |\n{table}"
 
 
+def variation_text(c: dict) -> str:
+    """How the run trains its seeds to differ beyond plain codes (the ablations of issue 44), or ""."""
+    parts = []
+    if c.get("ms_on", "pixel") != "pixel":
+        parts.append("mode seeking on " + {"detail": "the facades' fine detail (a new tint does not count)",
+                                           "dfeat": "the discriminator's features"}[c["ms_on"]])
+    if c.get("l1_downsample", 1) > 1:
+        parts.append(f"L1 after a {c['l1_downsample']}x{c['l1_downsample']} box downscale")
+    if c.get("code_mod"):
+        parts.append("the code scales and shifts the decoder's channels")
+    if c.get("code_maps"):
+        parts.append(f"{c['code_maps']:g} of the pairs with a code map (a new code inside a random box; "
+                     f"{c.get('lambda_keep', 10):g} x L1 holds the facade outside it)")
+    return "".join(f"; {p}" for p in parts)
+
+
 def recipe_rows(c: dict, summary: dict) -> list[tuple[str, str]]:
     """The card's recipe table: what was trained, how, and the commands that train it again."""
     size = c["image_size"]
     where = {"encoder": "every encoder block", "bottleneck": "the innermost encoder block",
-             "decoder": "every decoder block"}[c.get("code_at", "encoder")]
+             "decoder": "every decoder block", "all": "every encoder and decoder block"}[c.get("code_at", "encoder")]
     code = f", a latent code of {c['nz']} numbers at {where} (drawn from the seed)" if c.get("nz") else ""
     code += (f"; at inference codes longer than {c['code_max_norm']:g} are shortened to it"
              if c.get("nz") and c.get("code_max_norm") else "")
@@ -240,6 +256,7 @@ def recipe_rows(c: dict, summary: dict) -> list[tuple[str, str]]:
     ms += f"; the discriminator sees DiffAugment ({c['diffaug']})" if c.get("diffaug") else ""
     ms += (f"; training codes scaled by U(1/{c['code_scale_max']:g}, {c['code_scale_max']:g})"
            if c.get("code_scale_max", 1) > 1 else "")
+    ms += variation_text(c)
     up = ", nearest upsampling + 3x3 convolutions in the decoder" if c.get("upsample") == "resize" else ""
     ema = (f"decay {c['ema']:g} (warm-up min(decay, (1+n)/(10+n))); the exported weights are the average"
            if c.get("ema") else "none (the last weights are exported)")

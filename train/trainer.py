@@ -33,7 +33,7 @@ from .checkpoint import PLAN_FIELDS, RunState, find_resumable, make_state, resto
 from .config import TrainConfig, parse_args
 from .data import DataError, EpochSampler, PairedDataset, Splits, load_splits, make_batches, split_folder
 from .distributed import Dist
-from .report import MetricsLog, save_grid, write_index, write_model_card
+from .report import MetricsLog, save_grid, variation_text, write_index, write_model_card
 from .step import LOSS_NAMES, Networks, choose_precision, lr_factor, make_networks, train_step
 
 
@@ -134,6 +134,7 @@ def setup(cfg: TrainConfig, ctx: Dist, started: float) -> Run:
         + (f" + {cfg.lambda_fm:g} x feature matching" if cfg.lambda_fm else "")
         + (f"; codes scaled by U(1/{cfg.code_scale_max:g}, {cfg.code_scale_max:g})" if cfg.code_scale_max > 1 else "")
         + (f"; the discriminator sees DiffAugment ({cfg.diffaug})" if cfg.diffaug else "")
+        + variation_text(cfg.to_dict())
         + (f"; code at the {cfg.code_at}" if cfg.code_at != "encoder" else "")
         + ("; resize-convolution decoder" if cfg.upsample != "transpose" else "")
         + (f"; EMA of the generator, decay {cfg.ema:g}" if nets.ema else "")
