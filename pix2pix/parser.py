@@ -12,20 +12,25 @@ Loading only loads: ``FacadeParser.load`` reads the weights and nothing else.
 
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from .assets import ASSETS_DIR
-from .images import SIZE
-from .palette import NUM_CLASSES
+from .images import SIZE, ImageLike, image_to_tensor, load_image
+from .palette import BACKGROUND, CLASS_NAMES, NUM_CLASSES, class_index, index_to_rgb
 
 PARSER_DIR = ASSETS_DIR / "parser"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+FACADE = class_index("facade")
 
 
 # ----------------------------------------------------------------------------------------------- network
@@ -102,3 +107,139 @@ def load_parser_net(folder: Path | str = PARSER_DIR) -> ParserNet:
     net.load_state_dict(state)
     return net.eval()
 
+
+
+# ----------------------------------------------------------------------------------------------- rectangles
+#: The classes a person paints as rectangles on the fill (every class but the background and the facade).
+ELEMENTS: tuple[int, ...] = tuple(k for k, name in enumerate(CLASS_NAMES) if name not in ("background", "facade"))
+#: A part smaller than this many pixels (of 256x256) is a speck: it is dropped (the fill takes its place).
+MIN_AREA = 12
+
+
+def _runs(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of one class along the rows of ``classes``: where each starts (flat index) and each pixel's run."""
+    change = np.ones(classes.shape, bool)
+    change[:, 1:] = classes[:, 1:] != classes[:, :-1]
+    flat = change.ravel()
+    return np.flatnonzero(flat), np.cumsum(flat) - 1
+
+
+def components(classes: np.ndarray) -> np.ndarray:
+    """(H, W) class map -> (H, W) int64 ids of its 4-connected parts of one class (each part's id is the flat
+    index of one of its pixels). Each pass gives every run of one class along a row, then along a column, the
+    smallest id in it, then jumps each id to its id's id; a handful of numpy passes for a facade's map (its
+    parts are nearly rectangles), no dependency beyond numpy."""
+    h, w = classes.shape
+    row_starts, row_run = _runs(classes)
+    col_starts, col_run = _runs(np.ascontiguousarray(classes.T))
+    label = np.arange(h * w, dtype=np.int64)
+    while True:
+        new = np.minimum.reduceat(label, row_starts)[row_run]
+        new = np.minimum.reduceat(new.reshape(h, w).T.ravel(), col_starts)[col_run].reshape(w, h).T.ravel()
+        for _ in range(3):  # pointer jumping: an id moves to its own pixel's id (the same part, no larger)
+            new = new[new]
+        if np.array_equal(new, label):
+            return label.reshape(h, w)
+        label = new
+
+
+def _parts(classes: np.ndarray) -> list[tuple[int, int, int, int, int, int]]:
+    """(class, pixels, top, left, bottom, right) of every 4-connected part (bottom, right inclusive)."""
+    h, w = classes.shape
+    ids, inverse, counts = np.unique(components(classes).ravel(), return_inverse=True, return_counts=True)
+    rows, cols = np.divmod(np.arange(h * w), w)
+    top = np.full(len(ids), h)
+    left = np.full(len(ids), w)
+    bottom = np.zeros(len(ids), np.int64)
+    right = np.zeros(len(ids), np.int64)
+    np.minimum.at(top, inverse, rows)
+    np.minimum.at(left, inverse, cols)
+    np.maximum.at(bottom, inverse, rows)
+    np.maximum.at(right, inverse, cols)
+    first = classes.ravel()[ids]
+    return [tuple(int(v) for v in t) for t in zip(first, counts, top, left, bottom, right)]
+
+
+def rectangles(classes: np.ndarray, min_area: int = MIN_AREA) -> np.ndarray:
+    """The label map a person would paint from a parser's raw classes: the fill (background where the parser
+    saw background, facade elsewhere; parts of either under ``min_area`` pixels go to the other), then every
+    part of an element class of at least ``min_area`` pixels as its bounding rectangle, the largest first, so
+    that a sill or a small window on a shop front stays on top of it."""
+    classes = np.asarray(classes)
+    fill = np.where(classes == BACKGROUND, BACKGROUND, FACADE).astype(np.uint8)
+    out = fill.copy()
+    flat = components(fill)
+    ids, inverse, counts = np.unique(flat.ravel(), return_inverse=True, return_counts=True)
+    small = (counts < min_area)[inverse].reshape(fill.shape)
+    out[small] = np.where(fill[small] == BACKGROUND, FACADE, BACKGROUND)
+    boxes = [p for p in _parts(classes) if p[0] in ELEMENTS and p[1] >= min_area]
+    for cls, _, top, left, bottom, right in sorted(boxes, key=lambda p: -(p[4] - p[2] + 1) * (p[5] - p[3] + 1)):
+        out[top:bottom + 1, left:right + 1] = cls
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- the parser
+@dataclass
+class ParsedPhoto:
+    """A photo read into a label map: the map (``SIZE`` x ``SIZE``, palette colours), the raw per-pixel classes
+    it was made from, and the photo's own (width, height): a photo that was not square was squeezed to the
+    square grid, as label maps are."""
+
+    labels: Image.Image
+    raw: np.ndarray
+    size: tuple[int, int]
+
+    @property
+    def squeezed(self) -> bool:
+        return self.size[0] != self.size[1]
+
+
+class PhotoParser:
+    """The facade parser: ``PhotoParser.load()`` (the bundled one, or a folder written by ``python -m
+    train.parser``), then ``parse(photo)``. Thread-safe: the network is only read."""
+
+    def __init__(self, net: ParserNet):
+        self.net = net.eval()
+
+    @classmethod
+    def load(cls, folder: str | Path = PARSER_DIR) -> PhotoParser:
+        return cls(load_parser_net(folder))
+
+    @staticmethod
+    def fit(photo: ImageLike) -> tuple[Image.Image, tuple[int, int]]:
+        """Any photo (path, bytes, image, array; ``load_image``'s checks and messages) as RGB at ``SIZE`` x
+        ``SIZE`` (squeezed if not square, as label maps are; an antialiased bicubic resize), and its size."""
+        image = load_image(photo)
+        if isinstance(image, np.ndarray):
+            image = Image.fromarray(
+                image if image.ndim == 3 and image.shape[2] != 1 else image.reshape(image.shape[:2]))
+        size = image.size
+        image = image.convert("RGB")
+        return (image if image.size == (SIZE, SIZE) else image.resize((SIZE, SIZE), Image.BICUBIC)), size
+
+    @torch.inference_mode()
+    def classes(self, photo: Image.Image) -> np.ndarray:
+        """An RGB ``SIZE`` x ``SIZE`` photo -> its raw (H, W) uint8 classes (the network's argmax)."""
+        return self.net(image_to_tensor(photo)[None]).argmax(1)[0].to(torch.uint8).numpy()
+
+    def parse(self, photo: ImageLike, as_rectangles: bool = True) -> ParsedPhoto:
+        """A photo read into a label map: the elements as rectangles on the fill (``rectangles``), or with
+        ``as_rectangles=False`` the raw classes."""
+        fitted, size = self.fit(photo)
+        raw = self.classes(fitted)
+        return ParsedPhoto(index_to_rgb(rectangles(raw) if as_rectangles else raw), raw, size)
+
+
+@functools.lru_cache(maxsize=1)
+def bundled_parser() -> PhotoParser:
+    """The parser in ``assets/parser``, loaded once."""
+    return PhotoParser.load(PARSER_DIR)
+
+
+def parse_photo(photo: ImageLike, as_rectangles: bool = True) -> Image.Image:
+    """A photo of a facade (any size: squeezed to 256x256) read into an editable label map by the bundled parser.
+
+    >>> from pix2pix import parse_photo
+    >>> labels = parse_photo("building.jpg")      # a 256x256 label map; Pix2Pix.generate(labels) draws facades
+    """
+    return bundled_parser().parse(photo, as_rectangles).labels
