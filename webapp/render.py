@@ -7,7 +7,9 @@
     POST /p2p/render    ?seed=S&count=N&stochastic=0|1, the body the canvas's grid (size x size class indices,
                         deflated): the facades of seeds S..S+N-1 as lossless WebP, back to back, their lengths in
                         ``X-P2P-Lengths``; ``X-P2P-Seconds`` and ``X-P2P-Batch`` say how long they took and how
-                        large the shared forward was. A bad request gets 400 and a sentence.
+                        large the shared forward was. A bad request gets 400 and a sentence; a body over
+                        ``body_limit`` (4 bytes a pixel: the canvas sends a few KB) gets 413, judged from its
+                        ``Content-Length`` before a byte is read, or as it streams in (chunked), never read whole.
 
 Why a route and not a Gradio event: the page owns the seed, the variations and "the newest wins", so all the
 server does for it is draw; a plain POST costs the server the forward and the WebP, with no queue bookkeeping,
@@ -59,6 +61,45 @@ class BadRequest(ValueError):
     pass
 
 
+class TooLarge(ValueError):
+    pass
+
+
+def body_limit(size: int) -> int:
+    """The most bytes a render request's body may have: the grid deflated is a few KB (at worst, incompressible,
+    just over ``size * size``), so 4 bytes a pixel is room enough and far from what would hurt the server."""
+    return 4 * size * size
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, read as it arrives and kept only up to ``limit`` bytes: TooLarge beyond it. A
+    ``Content-Length`` over the limit is refused before a byte is read; a chunked body, as soon as it passes the
+    limit. Why not ``request.body()``: it holds the whole body in memory before anyone can judge it, and a few
+    large bodies at once would take all the server's memory (the 413 then closes the connection, so the rest of
+    the body is never read either: ``too_large``)."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise BadRequest("the Content-Length header is not a number") from None
+        if declared > limit:
+            raise TooLarge(declared)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(len(body))
+    return bytes(body)
+
+
+def too_large(limit: int) -> Response:
+    """413, and the connection closed after it (``Connection: close``), so that the server reads no more of a
+    body it refused."""
+    return PlainTextResponse(f"the label map is too large: a request's body may have at most {limit:,} bytes "
+                             "(the canvas sends a few KB)", status_code=413, headers={"Connection": "close"})
+
+
 def read_request(query, body: bytes, size: int, most: int) -> tuple:
     """(grid as an input tensor, first seed, count, stochastic) of a render request; BadRequest says why not."""
     try:
@@ -93,11 +134,12 @@ async def render(request: Request) -> Response:
     app = _app(request)
     if app is None:
         return PlainTextResponse("this app has no model", status_code=503)
-    body = await request.body()
-    if len(body) > 4 * app.size * app.size:
-        return PlainTextResponse("the label map is too large", status_code=400)
+    limit = body_limit(app.size)
     try:
+        body = await read_body(request, limit)
         tensor, seed, count, stochastic = read_request(request.query_params, body, app.size, app.num_variations)
+    except TooLarge:
+        return too_large(limit)
     except BadRequest as e:
         return PlainTextResponse(f"Bad request: {e}.", status_code=400)
     if _waiting >= WAITING_MAX:
