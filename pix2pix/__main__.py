@@ -1,7 +1,9 @@
 """Command-line inference: ``python -m pix2pix LABELS... -o OUTDIR``.
 
 Each label map (or every image in a folder given) becomes ``OUTDIR/<name>_seed<S>.png`` (or
-``<name>.png`` with ``--deterministic``). A file that fails is reported and the rest go on; the exit
+``<name>.png`` with ``--deterministic``). ``--from-photo PHOTO`` starts from a photo of a facade instead:
+the facade parser (``pix2pix.parser``) reads it into a label map, written as ``OUTDIR/<name>_labels.png``,
+and its facades are drawn from that map like any other's. A file that fails is reported and the rest go on; the exit
 status is 1 if any failed.
 """
 
@@ -11,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from PIL import Image
 from tqdm import tqdm
 
 from .predictor import Pix2Pix, WeightsNotFoundError
@@ -22,7 +25,13 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m pix2pix", description="Render facades from CMP label maps.")
-    p.add_argument("labels", nargs="+", type=Path, help="label map images, or folders of them")
+    p.add_argument("labels", nargs="*", type=Path, help="label map images, or folders of them")
+    p.add_argument("--from-photo", action="append", type=Path, default=[], metavar="PHOTO",
+                   help="a photo of a facade: read into a label map (written as <name>_labels.png), then drawn "
+                   "from like any label map (repeatable; any size: squeezed to 256x256 as label maps are)")
+    p.add_argument("--raw-parse", action="store_true", help="with --from-photo: the parser's raw classes, "
+                   "not its elements redrawn as rectangles")
+    p.add_argument("--parser", default=None, help="facade parser folder (default: the bundled assets/parser)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder (created if missing)")
     p.add_argument("--weights", help="weights folder, .safetensors, official .pth or Hub repo id "
                    "(default: $PIX2PIX_WEIGHTS, then assets/weights)")
@@ -34,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     args = p.parse_args(argv)
+    if not args.labels and not args.from_photo:
+        p.error("give label maps (or folders of them), or --from-photo PHOTO")
     if args.samples < 1:
         p.error("--samples must be at least 1")
     if args.seed is not None:
@@ -69,8 +80,6 @@ def expand(paths: list[Path]) -> list[Path]:
 
 def _note_if_stretched(path: Path, keep_size: bool) -> None:
     """Say so when a label map was not square: it is stretched to 256x256, as the data set's label maps were."""
-    from PIL import Image
-
     with Image.open(path) as image:
         width, height = image.size
     if width != height:
@@ -78,11 +87,27 @@ def _note_if_stretched(path: Path, keep_size: bool) -> None:
         tqdm.write(f"note: {path.name} is {width}x{height}: stretched to square for the model; {back}")
 
 
+def _load_parser(folder: str | None):
+    from .parser import PARSER_DIR, PhotoParser
+
+    return PhotoParser.load(folder or PARSER_DIR)
+
+
+def _read_photo(parser, path: Path, args: argparse.Namespace):
+    """The label map read from a photo, written beside the facades as ``<name>_labels.png``."""
+    parsed = parser.parse(path, as_rectangles=not args.raw_parse)
+    parsed.labels.save(args.out / f"{path.stem}_labels.png")
+    if parsed.squeezed:
+        tqdm.write(f"note: {path.name} is {parsed.size[0]}x{parsed.size[1]}: squeezed to square to be read")
+    return parsed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
-    files = expand(args.labels)
+    files = [(path, False) for path in expand(args.labels)] + [(path, True) for path in args.from_photo]
     try:
+        parser = _load_parser(args.parser) if args.from_photo else None
         model = Pix2Pix.load(args.weights, device=args.device)
         model.choose_fastest(precision=args.precision)  # the CLI, like the app, asks for the fastest here
     except (FileNotFoundError, ValueError) as e:
@@ -94,13 +119,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot create the output folder {args.out}: {e.strerror or e}", file=sys.stderr)
         return 1
     failed = written = 0
-    for path in tqdm(files, desc="generating", unit="image", disable=None):
+    for path, is_photo in tqdm(files, desc="generating", unit="image", disable=None):
         try:
             stochastic = not args.deterministic
             seed = args.seed if args.seed is not None else random_seed(args.samples)
-            images = model.generate(path, seed=seed, num_samples=1 if args.deterministic else args.samples,
+            parsed = _read_photo(parser, path, args) if is_photo else None
+            written += is_photo
+            source = parsed.labels if parsed else path
+            images = model.generate(source, seed=seed, num_samples=1 if args.deterministic else args.samples,
                                     stochastic=stochastic, keep_size=args.keep_size)
-            _note_if_stretched(path, args.keep_size)
+            if not parsed:
+                _note_if_stretched(path, args.keep_size)
+            elif args.keep_size:
+                images = [image.resize(parsed.size, Image.BICUBIC) for image in images]
             for i, image in enumerate(images):
                 name = f"{path.stem}.png" if args.deterministic else f"{path.stem}_seed{seed + i}.png"
                 image.save(args.out / name)

@@ -161,8 +161,9 @@ def save_checkpoint(path: Path, step: int, net, opt, sched, best: dict, config: 
     tmp.replace(path)  # a run killed mid-save keeps its previous checkpoint
 
 
-def train(config: ParserConfig) -> dict:
-    """Train (or resume) the run in ``config.run_dir``; returns the best val scores and where the best is."""
+def train(config: ParserConfig, stop_at: int | None = None) -> dict:
+    """Train (or resume) the run in ``config.run_dir``; returns the best val scores and where the best is.
+    ``stop_at``: stop (saved) after that step, as an interrupted run would; the same command goes on from there."""
     from tqdm import tqdm
 
     torch.set_num_threads(config.threads)
@@ -189,7 +190,7 @@ def train(config: ParserConfig) -> dict:
     started = time.monotonic()
     with tqdm(total=config.steps, initial=step, desc="training the parser", unit="step",
               disable=not config.progress) as bar:
-        while step < config.steps:
+        while step < min(config.steps, stop_at or config.steps):
             net.train()
             x, y = step_batch(photos, classes, config, step)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
@@ -212,7 +213,7 @@ def train(config: ParserConfig) -> dict:
                 if result["pixel_accuracy"] > best["pixel_accuracy"]:
                     best = {"step": step, "pixel_accuracy": result["pixel_accuracy"], "mean_iou": result["mean_iou"]}
                     save_parser(net, run / "best", {"step": step, "val": result})
-            if step % config.save_every == 0 or step == config.steps:
+            if step % config.save_every == 0 or step in (config.steps, stop_at):
                 save_checkpoint(last, step, net, opt, sched, best, config)
     return best
 
