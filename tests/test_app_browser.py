@@ -25,7 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2pix import Pix2Pix, UnetGenerator, example_labels, example_photo, rgb_to_index
+from pix2pix import Pix2Pix, UnetGenerator, example_labels, rgb_to_index
 from pix2pix.layout import random_layout
 from pix2pix.palette import BACKGROUND, PALETTE, class_index
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS, WATCH_FACADE_JS, free_port, label_of, sync_playwright_or_skip
@@ -606,12 +606,13 @@ def test_bad_files_and_values_are_said_once_next_to_their_cause(served, browser,
         assert np.array_equal(page.grid(), kept)
         upload, near = page.box_of("#upload"), page.box_of("#load-error")
         assert 0 <= near["y"] - upload["bottom"] < 40 and page.in_view("#load-error")
-        # A photo: said there too, in place of the last message (not merged with it, not in a corner).
-        photo = example_photo(example_labels()[2])  # test037_shop_photo.jpg
-        page.upload(photo)
-        expect(page.message("load")).to_contain_text("this looks like a photo, not a label map", timeout=30_000)
-        assert "upload a label map instead" in page.message("load").inner_text()
-        assert photo.name in page.message("load").inner_text()
+        # A broken image: said there too, in place of the last message (not merged with it, not in a corner).
+        # (A photo is no longer refused: the facade parser reads it into a label map, tests/test_app_photo.py.)
+        broken = tmp_path / "broken.png"
+        broken.write_bytes(example_labels()[2].read_bytes()[:200])
+        page.upload(broken)
+        expect(page.message("load")).to_contain_text("corrupt or truncated", timeout=30_000)
+        assert broken.name in page.message("load").inner_text()
         assert page.message("load").count() == 1 and p.get_by_text("not an image").count() == 0
         assert p.locator(TOASTS).count() == 0
         # The message never pushes the examples, captions and all, off the first screen.
@@ -626,7 +627,7 @@ def test_bad_files_and_values_are_said_once_next_to_their_cause(served, browser,
         box.press("Enter")
         expect(page.message("load")).to_contain_text("layout seed must lie in", timeout=30_000)
         expect(box).to_have_value("")
-        assert page.message("load").count() == 1 and p.get_by_text("looks like a photo").count() == 0
+        assert page.message("load").count() == 1 and p.get_by_text("corrupt or truncated").count() == 0
         # The next good action clears it.
         before = loaded(page)
         p.locator("#random-layout").click()

@@ -86,7 +86,8 @@ def test_server_listens_on_loopback_only(served):
 def test_api_lists_the_named_endpoints(served):
     client = served[1]
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert set(endpoints) == {"/generate", "/variations", "/random_layout"}  # the page's own events stay private
+    # the page's own events stay private
+    assert set(endpoints) == {"/generate", "/variations", "/random_layout", "/parse_photo"}
     names = [p["parameter_name"] for p in endpoints["/generate"]["parameters"]]
     assert names == ["label", "seed", "stochastic"]
 
@@ -409,11 +410,42 @@ def test_loaders_put_snapped_label_maps_on_the_canvas_and_nothing_else(handlers,
     assert "No file was uploaded" in handlers.load_upload(None).load_error
 
 
-def test_a_photo_upload_says_what_to_upload_instead(handlers, example):
-    reply = handlers.load_upload(str(example_photo(example)))
-    assert f"{example_photo(example).name}: this looks like a photo, not a label map" in reply.load_error
+def test_a_photo_upload_becomes_a_label_map_or_says_what_to_upload_instead(handlers, example, tmp_path):
+    photo = example_photo(example)
+    reply = handlers.load_upload(str(photo))  # read by the facade parser into a map on the canvas, with a note
+    labels = Image.open(io.BytesIO(app.from_data_url(reply.canvas))).convert("RGB")
+    assert labels.size == (256, 256) and (label_of(labels) == label_of(example)).mean() >= 0.6
+    assert f"{photo.name} looks like a photo: it was read into a label map" in reply.load_error
+    assert "p2p-note" in reply.load_error and "p2p-message" not in reply.load_error
+    assert "squeezed" not in reply.load_error
+    wide = tmp_path / "wide.jpg"
+    Image.open(photo).resize((400, 256)).save(wide)
+    assert "The photo is 400x256: it was squeezed to 256x256" in handlers.load_upload(str(wide)).load_error
+    parser, handlers.parser = handlers.parser, None  # an app without the parser refuses a photo, as before
+    try:
+        reply = handlers.load_upload(str(photo))
+    finally:
+        handlers.parser = parser
+    assert f"{photo.name}: this looks like a photo, not a label map" in reply.load_error
     assert "upload a label map instead" in reply.load_error and "paint one on the canvas" in reply.load_error
     assert reply.canvas == SKIP  # the canvas stays as it was
+
+
+def test_parse_photo_endpoint_returns_the_label_map(served, example, tmp_path):
+    client = served[1]
+    photo = example_photo(example)
+    labels = Image.open(client.predict(handle_file(str(photo)), api_name="/parse_photo")).convert("RGB")
+    assert labels.size == (256, 256) and {tuple(c) for c in np.asarray(labels).reshape(-1, 3)} <= {
+        tuple(c) for c in PALETTE}
+    assert (label_of(labels) == label_of(example)).mean() >= 0.6
+    path = tmp_path / "parsed.png"
+    labels.save(path)
+    assert generate(client, path).shape == (256, 256, 3)  # a map to draw from, like any other
+    bad = tmp_path / "photo.jpg"
+    bad.write_text("not an image")
+    with pytest.raises(AppError, match="not an image") as info:
+        client.predict(handle_file(str(bad)), api_name="/parse_photo")
+    assert "photo.jpg" in str(info.value) and "/tmp/gradio" not in str(info.value)
 
 
 def test_page_events_answer_with_messages_not_errors_and_hide_gradios_progress(served):

@@ -3,6 +3,8 @@
     /generate       (label image, seed, stochastic) -> facade (a lossless WebP file)
     /variations     (label image, seed, stochastic) -> 4 facades, captioned with their seeds
     /random_layout  (seed) -> label map
+    /parse_photo    (photo) -> label map: the photo of a facade read by the facade parser (``pix2pix.parser``),
+                    its parts as rectangles, to edit and then draw from (only where the app has the parser)
 
 The endpoints take a plain label image (any file the library reads), not the page's canvas, through hidden
 components of their own; they run through the same ``FacadeApp.render`` as the page. A bad seed is an error
@@ -49,6 +51,12 @@ class Api:
         out = self.app.render(tensor, seed, stochastic, NUM_VARIATIONS)
         return [(path, f"seed {s}") for path, s in zip(out.paths, out.seeds, strict=True)]
 
+    def parse_photo(self, photo: Any) -> Image.Image:
+        try:
+            return self.app.parser.parse(payload_source(photo)).labels
+        except (ValueError, FileNotFoundError) as e:
+            raise bad_input(public_message(e, photo)) from None
+
     def random_layout(self, seed: Any) -> Image.Image:
         try:
             return random_layout(check_seed(seed, "layout seed"), self.app.size)
@@ -74,4 +82,10 @@ def add_endpoints(app: FacadeApp, queue: dict) -> Api:
     variations_btn.click(api.variations, [label, seed, stochastic], facades, api_name="variations",
                          preprocess=False, **queue)
     layout_btn.click(api.random_layout, layout_seed, layout, api_name="random_layout")
+    if app.parser is not None:
+        with gr.Row(visible=False):
+            photo = gr.Image(label="photo", type="filepath", image_mode=None, format="png")
+            parsed = gr.Image(label="label map", format="png")
+            parse_btn = gr.Button("p")
+        parse_btn.click(api.parse_photo, photo, parsed, api_name="parse_photo", preprocess=False, **queue)
     return api

@@ -24,15 +24,18 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from pix2pix import Pix2Pix, check_seed, example_labels
+from pix2pix import Pix2Pix, check_seed, example_labels, example_photo
 from pix2pix.batcher import Batcher
 from pix2pix.images import NotALabelMapError, image_to_tensor, label_grid, label_to_tensor
 from pix2pix.layout import random_layout
+from pix2pix.parser import PhotoParser
 from pix2pix.seeds import random_seed
 from webapp.serving import encode_facade, facade_name, from_data_url, public_message, save_to_cache, to_data_url
 
 NUM_VARIATIONS = 4
 DEFAULT_MAX_BATCH_SIZE = 8
+#: The examples whose photos are offered as "start from a photo" (read into a label map by the parser).
+PHOTO_EXAMPLES = ("shop", "balconies", "door", "blinds")
 
 
 def bad_input(message: str) -> gr.Error:
@@ -115,6 +118,15 @@ class FacadeApp:
         self.cache_dir = Path(cache_dir or gr.utils.get_upload_folder())
         self.batcher = Batcher(zero_gpu(self._forward), max_batch_size=max(1, int(max_batch_size)))
         self.examples = example_labels()
+        # The facade parser reads an uploaded photo into a label map (None where it is not installed: a photo is
+        # then refused, as before). Loading it only loads: some 3 MB, read once.
+        try:
+            self.parser: PhotoParser | None = PhotoParser.load()
+        except FileNotFoundError:
+            self.parser = None
+        named = {p.stem.split("_", 1)[-1]: p for p in self.examples}
+        self.photo_examples = [example_photo(named[k]) for k in PHOTO_EXAMPLES
+                               if k in named and example_photo(named[k]).is_file()] if self.parser else []
         start = label_grid(self.examples[0] if self.examples else random_layout(0, self.size), self.size)[0]
         self.start_canvas = to_data_url(start)
         # The first facade is made once here, not on every page view.
@@ -178,6 +190,8 @@ class FacadeApp:
         try:
             grid, (width, height) = label_grid(path, self.size)
         except NotALabelMapError:
+            if self.parser is not None:
+                return self.load_photo(path, name)
             return Reply(load_error=message(
                 f"{name}: this looks like a photo, not a label map. The model turns a label map into a photo, so "
                 "upload a label map instead: a picture of flat areas in the 12 class colours of the swatches "
@@ -189,6 +203,26 @@ class FacadeApp:
             note = (f'<p class="p2p-note">{html.escape(name)} is {width}x{height}: it was stretched to '
                     f"{self.size}x{self.size}, as the facades data set's label maps were.</p>")
         return self._load(grid, None, note)
+
+    def load_photo(self, source: Any, name: str) -> Reply:
+        """A photo read into a label map on the canvas by the facade parser (``pix2pix.parser``): its windows,
+        doors, shops ... as rectangles to repaint, with a note saying so (and when the photo was squeezed).
+        The canvas takes it as any load: one Undo step brings back the map before."""
+        try:
+            parsed = self.parser.parse(source)
+        except (ValueError, FileNotFoundError) as e:
+            return Reply(load_error=message(f"Cannot read that photo: {public_message(e, str(source))}"))
+        text = (f"{name} looks like a photo: it was read into a label map of its windows, doors and other parts. "
+                "Paint over it to change it; Undo brings back the map before.")
+        if parsed.squeezed:
+            text += (f" The photo is {parsed.size[0]}x{parsed.size[1]}: it was squeezed to {self.size}x{self.size}, "
+                     "as label maps are.")
+        return self._load(parsed.labels, None, f'<p class="p2p-note">{html.escape(text)}</p>')
+
+    def load_photo_example(self, evt: gr.SelectData) -> Reply:
+        """A "start from a photo" example: its photo read into a label map on the canvas."""
+        photo = self.photo_examples[evt.index]
+        return self.load_photo(photo, photo.name)
 
     def random_layout(self) -> Reply:
         """Random layout: a new random layout onto the canvas, its seed in the layout-seed box."""

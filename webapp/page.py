@@ -43,7 +43,7 @@ BRUSH_SIZES = ({"name": "Small", "label": "S", "px": 3, "key": "["},
                {"name": "Large", "label": "L", "px": 20, "key": "]"})
 INTRO = (f"# {TITLE}\n"
          "Paint a facade label map, class by class, and the pix2pix model draws the facade as you paint. "
-         "Start from an example, a random layout or your own label map.")
+         "Start from an example, a random layout, your own label map or a photo of a building.")
 SEED_HELP = ("A **seed** picks one of the many facades the model can draw for a layout: the same layout and seed "
              "always give the same facade. **Vary with the seed** off: one facade, whatever the seed.")
 
@@ -91,6 +91,7 @@ class Widgets:
     random_btn: gr.Button
     upload_btn: gr.UploadButton
     examples: gr.Gallery
+    photos: gr.Gallery | None  # "start from a photo" (None where the app has no facade parser)
 
     @property
     def outputs(self) -> list:
@@ -112,7 +113,13 @@ def _paint_area(app: FacadeApp) -> tuple:
         examples = gr.Gallery(value=[(str(p), p.stem.split("_", 1)[-1]) for p in app.examples],
                               label="Examples: click one to load it", columns=8, height="auto", allow_preview=False,
                               object_fit="contain", format="png", elem_id="examples", min_width=0, buttons=[])
-    return canvas, random_btn, layout_seed, upload_btn, load_error, examples
+        photos = None
+        if app.photo_examples:
+            photos = gr.Gallery(value=[(str(p), p.stem.split("_")[1]) for p in app.photo_examples],
+                                label="Start from a photo: click one to read it into a label map (or upload a photo)",
+                                columns=8, height="auto", allow_preview=False, object_fit="contain", format="jpeg",
+                                elem_id="photo-examples", min_width=0, buttons=[])
+    return canvas, random_btn, layout_seed, upload_btn, load_error, examples, photos
 
 
 def _result_area(app: FacadeApp, initial_seed: int) -> None:
@@ -148,10 +155,10 @@ def _layout(app: FacadeApp, initial_seed: int) -> Widgets:
     gr.Markdown(INTRO, elem_id="intro")
     layout = gr.State(None)
     with gr.Row(elem_id="workspace", equal_height=False):
-        canvas, random_btn, layout_seed, upload_btn, load_error, examples = _paint_area(app)
+        canvas, random_btn, layout_seed, upload_btn, load_error, examples, photos = _paint_area(app)
         _result_area(app, initial_seed)
         _variations_area()
-    return Widgets(canvas, layout_seed, layout, load_error, random_btn, upload_btn, examples)
+    return Widgets(canvas, layout_seed, layout, load_error, random_btn, upload_btn, examples, photos)
 
 
 def _busy(target: str, inputs: int) -> dict:
@@ -173,6 +180,8 @@ def _wire(demo: gr.Blocks, app: FacadeApp, w: Widgets, model_queue: dict) -> Non
         event.then(None, js="() => window.p2pDone && window.p2pDone('facade')", queue=False, **quiet)
 
     on([w.examples.select], app.load_example, [], "page_example")
+    if w.photos is not None:
+        on([w.photos.select], app.load_photo_example, [], "page_photo_example")
     on([w.upload_btn.upload], app.load_upload, [w.upload_btn], "page_upload")
     on([w.random_btn.click], app.random_layout, [], "page_random_layout")
     on([w.layout_seed.submit], app.layout_from_seed, [w.layout_seed, w.canvas, w.layout], "page_layout")
