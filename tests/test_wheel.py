@@ -84,6 +84,7 @@ def test_the_wheel_lists_requirements_txt_as_its_dependencies(wheel):
     assert [f"{r.name}{r.specifier}" for r in tests] == listed(ROOT / "tests" / "requirements.txt")
     # What the library and the app need travels inside the package; the README's pictures do not.
     for needed in ("pix2pix/_assets/weights/model.safetensors", "pix2pix/_assets/weights/config.json",
+                   "pix2pix/_assets/parser/model.safetensors", "pix2pix/_assets/parser/config.json",
                    "pix2pix/_assets/examples/test013_blinds.png", "pix2pix/_assets/canvas/canvas.js",
                    "pix2pix/_assets/js/controller.js", "pix2pix/_assets/js/worker.js",
                    "pix2pix/_assets/ort/ort-wasm-simd-threaded.wasm", "app.py",
