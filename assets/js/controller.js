@@ -8,7 +8,9 @@
 // browser, once the model is loaded and its first facade took at most FIRST_FACADE_MAX_MS (a slow phone is
 // better served by the server). Until then, and whenever the browser cannot run the model, the server draws;
 // the line under the status line (#backend) says which, and why. `?ep=wasm|webgpu` forces ONNX Runtime's
-// backend and `?threads=N` the WebAssembly threads (where the page is cross-origin isolated; else one).
+// backend (`webgpu`: on whatever adapter the browser offers, software ones included; the automatic choice takes
+// WebGPU on a hardware adapter only) and `?threads=N` the WebAssembly threads (where the page is cross-origin
+// isolated; else one). Where WebGPU fails, at load or during a run, WebAssembly draws and the line says so.
 //
 // page.js imports this module once the page is up and calls start().
 
@@ -118,7 +120,11 @@ async function drawFacade(job) {
     return;
   }
   const renderer = state.renderer;
-  const out = await renderer.render(grid, [seed], vary);
+  await showDrawn(await renderer.render(grid, [seed], vary), seed, vary, renderer, key);
+}
+
+// A facade a renderer drew (`out`: its answer), on the page with its status line.
+async function showDrawn(out, seed, vary, renderer, key) {
   state.drawn[renderer.name] += 1;
   await showFacade(URL.createObjectURL(out.blobs[0]), fileName(seed, vary));
   state.shownKey = key;
@@ -312,16 +318,20 @@ function megabytes(bytes) {
   return `${(bytes / 1e6).toFixed(bytes < 10e6 ? 1 : 0)} MB`;
 }
 
+// While the model loads: its size as downloaded, and how much of it is here, in per cent of the model's own
+// bytes (the worker counts the response body, inflated; a count of those against the compressed size would read
+// "13 of 12 MB").
 async function loadBrowser(model) {
   const began = performance.now();
-  const total = model.download;
-  note(`Loading the model into your browser (${megabytes(total)}, once); until then the server draws the facades.`);
+  const loading = (done) => `Loading the model into your browser (${megabytes(model.download)}, once${done}); ` +
+    "until then the server draws the facades.";
+  note(loading(""));
   let shown = 0;
-  const progress = (got) => {
-    if (got - shown < 2e6) return;
-    shown = got;
-    note(`Loading the model into your browser (${(got / 1e6).toFixed(0)} of ${megabytes(total)}, once); ` +
-      "until then the server draws the facades.");
+  const progress = (got, total) => {
+    const percent = Math.min(100, Math.floor((100 * got) / total));
+    if (percent - shown < 10) return;
+    shown = percent;
+    note(loading(`: ${percent}%`));
   };
   const most = Math.min(4, Math.max(1, (navigator.hardwareConcurrency || 1) - 1));
   const threads = self.crossOriginIsolated ? Math.max(1, THREADS ? Math.min(THREADS, 16) : most) : 1;
@@ -329,10 +339,12 @@ async function loadBrowser(model) {
   state.worker = renderer;
   state.modelMs = performance.now() - began;
   state.fetched = renderer.fetched;
+  const grid = board().p2p.grid().slice();
+  const [seed, vary] = [state.seed, stochastic()];
   const first = performance.now();
-  await renderer.render(board().p2p.grid().slice(), [state.seed], stochastic()); // the first facade, timed
+  const out = await renderer.render(grid, [seed], vary); // the first facade, timed
   state.firstMs = performance.now() - first;
-  return renderer;
+  return { renderer, first: { key: gridKey(grid, seed, vary), seed, vary, out } };
 }
 
 async function until(ready, ms = 30_000) {
@@ -347,10 +359,10 @@ async function chooseRenderer() {
   const model = state.config.model;
   if (ASKED === "server") return useServer("the page's address asks for it");
   if (!model) return useServer(state.config.problem || "the server offers no model to browsers");
-  let renderer;
+  let renderer, first;
   try {
     if (typeof WebAssembly !== "object") throw new Error("this browser has no WebAssembly");
-    renderer = await loadBrowser(model);
+    ({ renderer, first } = await loadBrowser(model));
   } catch (error) {
     console.error("facade-pix2pix: drawing in the browser failed", error);
     return useServer(`your browser could not run the model (${error.message || error})`);
@@ -360,10 +372,25 @@ async function chooseRenderer() {
   }
   state.renderer = renderer;
   document.body.dataset.backend = "browser";
+  noteBrowser(renderer);
+  renderer.onChange = noteBrowser; // WebGPU failed during a run: WebAssembly draws from then on
+  if (first.key === gridKey(board().p2p.grid(), state.seed, stochastic()) && !state.busy && !state.wanted) {
+    state.busy = true; // what is asked for meanwhile waits for it (pump)
+    try {
+      await showDrawn(first.out, first.seed, first.vary, renderer, first.key); // the timed facade: no second forward
+    } finally {
+      state.busy = false;
+      pump();
+    }
+  } else {
+    state.shownKey = null;
+    want(); // the canvas or the seed changed while the model loaded: draw it here
+  }
+}
+
+function noteBrowser(renderer) {
   const webgpu = renderer.webgpu ? `; ${renderer.webgpu}` : "";
   note(`Facades are drawn in your browser (${renderer.ep}${webgpu}): painting costs the server nothing.`);
-  state.shownKey = null;
-  want(); // the facade on the page is the server's, or the canvas changed meanwhile: draw it here
 }
 
 async function wire() {

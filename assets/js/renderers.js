@@ -35,7 +35,9 @@ export function serverRenderer(base) {
 }
 
 // Starts the worker and loads the model there; resolves once it can draw (or rejects, saying why).
-// `model`: /p2p/page.json's model; `palette`: the canvas's colours; `onProgress(got, total)`: download bytes.
+// `model`: /p2p/page.json's model; `palette`: the canvas's colours; `onProgress(got, total)`: the model's bytes
+// so far and in all (the file's own bytes, not the compressed download's). `onChange(renderer)` is called when
+// the worker changed its backend during a run (WebGPU failed: it draws with WebAssembly from then on).
 export async function browserRenderer(base, model, palette, { ep, threads }, onProgress) {
   const worker = new Worker(new URL("worker.js", import.meta.url), { type: "module" });
   const waiting = new Map();
@@ -58,18 +60,24 @@ export async function browserRenderer(base, model, palette, { ep, threads }, onP
   });
   const url = (path) => new URL(path, base).href;
   const loaded = await ask({ type: "load", model: { ...model, url: url(model.url) }, runtime: url(model.ort), ep,
-    threads, total: model.download });
+    threads, total: model.bytes });
   return {
     name: "browser",
     ep: loaded.ep,
     webgpu: loaded.webgpu,
     fetched: loaded.fetched,
     runs: 0,
+    onChange: null,
     wire: async () => (await ask({ type: "wire" })).bytes, // what the worker fetched over the wire, in bytes
     async render(grid, seeds, stochastic) {
       const start = performance.now();
       const out = await ask({ type: "run", grid: grid.slice(), palette, seeds, stochastic });
       this.runs += 1;
+      if (out.ep) {
+        this.ep = out.ep;
+        this.webgpu = out.webgpu;
+        this.onChange?.(this);
+      }
       return { blobs: out.blobs, seconds: (performance.now() - start) / 1000, batch: 1 };
     },
   };

@@ -2,7 +2,8 @@
 // and the generator, draws the seed's noise (philox.js) and runs the forwards, and hands back each facade as
 // a PNG blob, so the page's own thread only puts a picture in an <img>. Messages in: {id, type: "load", ...}
 // and {id, type: "run", grid, palette, seeds, stochastic}; out: {id, ok, ...} or {id, ok: false, error}, and
-// {type: "progress", got, total} while the model downloads.
+// {type: "progress", got, total} while the model downloads (both counts of the model's own bytes, as the
+// response body gives them: inflated, whatever the compression on the wire).
 //
 // The model and the runtime's .wasm are kept in Cache Storage ("facade-pix2pix"), keyed by their URLs, which
 // name the model's hash and the runtime's version: a reload or a later visit fetches neither, whatever the
@@ -14,6 +15,9 @@ const CACHE = "facade-pix2pix";
 let ort = null;
 let session = null;
 let info = null;
+let settings = null; // load's runtime folder and WebAssembly threads
+let onGpu = false; // the session runs on WebGPU
+let wasmFetched = 0; // bytes of the WebAssembly runtime fetched over the wire
 
 async function cached(url, kind, onProgress) {
   const store = self.caches ? await self.caches.open(CACHE).catch(() => null) : null;
@@ -53,38 +57,52 @@ async function readAll(response, onProgress) {
   return bytes;
 }
 
-async function hardwareWebGpu() {
-  if (!self.navigator.gpu) return false;
+// The browser's WebGPU adapter, or null: any adapter when `anyAdapter` (`?ep=webgpu`: software ones such as
+// SwiftShader too), else a hardware one only (the automatic choice: a software adapter is slower than WebAssembly).
+async function webGpuAdapter(anyAdapter) {
+  if (!self.navigator.gpu) return null;
   try {
     const adapter = await self.navigator.gpu.requestAdapter();
-    if (!adapter) return false;
+    if (!adapter || anyAdapter) return adapter;
     const about = adapter.info || {};
     const name = `${about.vendor || ""} ${about.architecture || ""} ${about.description || ""}`.toLowerCase();
-    return !(adapter.isFallbackAdapter || about.isFallbackAdapter || /swiftshader|llvmpipe|software/.test(name));
+    const software = adapter.isFallbackAdapter || about.isFallbackAdapter || /swiftshader|llvmpipe|software/.test(name);
+    return software ? null : adapter;
   } catch {
-    return false;
+    return null;
   }
 }
 
-// WebGPU where asked for or where the browser has a hardware adapter (its runtime is fetched only then), else
-// WebAssembly on `threads` threads. Returns {ep, webgpu: "" | why WebGPU was not used, fetched}.
+// WebGPU where asked for (`ep` "webgpu": on whatever adapter the browser offers) or where the browser has a
+// hardware adapter (its runtime is fetched only then), else WebAssembly on `threads` threads.
+// Returns {ep, webgpu: "" | why WebGPU was not used, fetched}.
 async function load({ model, runtime, ep, threads, total }) {
   info = model;
-  const gpu = ep !== "wasm" && (await hardwareWebGpu());
-  let webgpu = ep === "webgpu" && !gpu ? "this browser offers no WebGPU" : "";
+  settings = { runtime, threads };
+  const adapter = ep === "wasm" ? null : await webGpuAdapter(ep === "webgpu");
+  let webgpu = ep === "webgpu" && !adapter ? "this browser offers no WebGPU" : "";
   const progress = (got) => self.postMessage({ type: "progress", got, total });
   const { bytes, fetched } = await cached(model.url, "model", progress);
-  if (gpu) {
+  if (adapter) {
     try {
       ort = await import(`${runtime}ort.webgpu.min.mjs`);
       ort.env.wasm.wasmPaths = runtime;
+      ort.env.webgpu.adapter = adapter; // the adapter chosen here, software or not, not ORT's own pick
       session = await ort.InferenceSession.create(bytes, { executionProviders: ["webgpu"] });
+      onGpu = true;
       return { ep: "WebGPU", webgpu: "", fetched };
     } catch (error) {
       webgpu = `WebGPU failed (${error.message || error})`;
     }
   }
+  return { ...(await loadWasm(bytes)), webgpu, fetched: fetched + wasmFetched };
+}
+
+// The WebAssembly session (at load, or when WebGPU fails during a run: a runtime of its own, a module apart).
+async function loadWasm(bytes) {
+  const { runtime, threads } = settings;
   const wasm = await cached(`${runtime}ort-wasm-simd-threaded.wasm`, "ort", null);
+  wasmFetched = wasm.fetched;
   ort = await import(`${runtime}ort.wasm.min.mjs`);
   ort.env.wasm.wasmPaths = runtime;
   ort.env.wasm.wasmBinary = wasm.bytes.buffer;
@@ -93,7 +111,8 @@ async function load({ model, runtime, ep, threads, total }) {
   // run on every forward (ONNX Runtime keeps them for quantised kernels otherwise; this model has none).
   session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all",
     extra: { session: { disable_quant_qdq: "1" } } });
-  return { ep: `WebAssembly, ${threads} thread${threads > 1 ? "s" : ""}`, webgpu, fetched: fetched + wasm.fetched };
+  onGpu = false;
+  return { ep: `WebAssembly, ${threads} thread${threads > 1 ? "s" : ""}` };
 }
 
 // The label grid through the palette, as pix2pix.images.uint8_to_tensor: c / 127.5 - 1, `count` times.
@@ -125,7 +144,7 @@ async function picture(data, index, size) {
   return canvas.convertToBlob({ type: "image/png" });
 }
 
-async function run({ grid, palette, seeds, stochastic }) {
+async function forward({ grid, palette, seeds, stochastic }) {
   const size = info.size;
   const count = seeds.length;
   const feeds = { labels: new ort.Tensor("float32", labels(grid, palette, count), [count, 3, size, size]) };
@@ -140,6 +159,20 @@ async function run({ grid, palette, seeds, stochastic }) {
   const blobs = [];
   for (let i = 0; i < count; i++) blobs.push(await picture(result.facade.data, i, size));
   return { blobs };
+}
+
+// A forward; where WebGPU fails during one (a lost device, a driver error), the model is loaded again on
+// WebAssembly and the forward run there, and the answer says so ({ep, webgpu}: the page's line changes).
+async function run(job) {
+  if (!onGpu) return forward(job);
+  try {
+    return await forward(job);
+  } catch (error) {
+    const why = `WebGPU failed during a run (${error.message || error})`;
+    const { bytes } = await cached(info.url, "model", null);
+    const { ep } = await loadWasm(bytes);
+    return { ...(await forward(job)), ep, webgpu: why };
+  }
 }
 
 // What this worker fetched over the wire (its own resource timeline; the page's thread has another): bytes.
