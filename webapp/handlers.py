@@ -34,8 +34,6 @@ from webapp.serving import encode_facade, facade_name, from_data_url, public_mes
 
 NUM_VARIATIONS = 4
 DEFAULT_MAX_BATCH_SIZE = 8
-#: The examples whose photos are offered as "start from a photo" (read into a label map by the parser).
-PHOTO_EXAMPLES = ("shop", "balconies", "door", "blinds")
 
 
 def bad_input(message: str) -> gr.Error:
@@ -124,9 +122,9 @@ class FacadeApp:
             self.parser: PhotoParser | None = PhotoParser.load()
         except FileNotFoundError:
             self.parser = None
-        named = {p.stem.split("_", 1)[-1]: p for p in self.examples}
-        self.photo_examples = [example_photo(named[k]) for k in PHOTO_EXAMPLES
-                               if k in named and example_photo(named[k]).is_file()] if self.parser else []
+        # "Start from a photo": the examples' own photos (test photos, read into label maps by the parser).
+        photos = [example_photo(p) for p in self.examples]
+        self.photo_examples = [p for p in photos if p.is_file()] if self.parser else []
         start = label_grid(self.examples[0] if self.examples else random_layout(0, self.size), self.size)[0]
         self.start_canvas = to_data_url(start)
         # The first facade is made once here, not on every page view.
