@@ -93,10 +93,12 @@ SUFFIXES = {"gzip": ".gz", "br": ".br"}
 def _encoded(path: Path, folder: str, encoding: str) -> Path:
     """``path`` compressed once (gzip, or brotli where the ``brotli`` package is there: Gradio's dependency),
     kept in the temporary folder under ``folder`` (the runtime's wasm: 14.8 MB to 3.8 gzipped; the int8
-    model: 13.9 to 11.9 gzipped, 11.8 brotli)."""
+    model: 13.9 to 11.9 gzipped, 11.8 brotli). Made again when ``path`` is newer than it: the folder outlives
+    the server, and a file of the same name may have been exported again since (page.json gives its size, which
+    must be the size of what is served)."""
     out = Path(tempfile.gettempdir()) / "facade-pix2pix-gz" / folder / f"{path.name}{SUFFIXES[encoding]}"
     with _ENCODE_LOCK:
-        if not out.is_file():
+        if not out.is_file() or out.stat().st_mtime < path.stat().st_mtime:
             out.parent.mkdir(parents=True, exist_ok=True)
             staging = out.with_suffix(".part")
             if encoding == "br":
