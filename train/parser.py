@@ -53,6 +53,7 @@ class ParserConfig:
     bf16: bool = True
     eval_every: int = 250
     save_every: int = 50
+    init: str | None = None  # start from this parser folder's weights (a second cycle), not from random ones
     limit: int | None = None  # the first N training pairs only (tests, quick runs)
     eval_limit: int | None = None
     progress: bool = True
@@ -149,6 +150,10 @@ def lr_factor(step: int, config: ParserConfig) -> float:
 def make_state(config: ParserConfig):
     torch.manual_seed(config.seed)
     net = ParserNet(config.width, config.levels, config.cap)
+    if config.init:
+        from pix2pix.parser import load_parser_net
+
+        net.load_state_dict(load_parser_net(config.init).state_dict())
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
     return net, opt, sched

@@ -25,7 +25,7 @@ import torch
 from pix2pix import Pix2Pix
 from pix2pix.images import image_to_tensor, to_unit
 from pix2pix.palette import CLASS_NAMES, PALETTE
-from pix2pix.parser import MIN_AREA, PARSER_DIR, PhotoParser, rectangles
+from pix2pix.parser import MIN_AREA, PARSER_DIR, TRIM, PhotoParser, rectangles
 
 from .data import split_folder
 from .parser import confusion, load_split, predict, scores
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--split", default="test")
     p.add_argument("--parser", default=str(PARSER_DIR), help="the parser's folder")
     p.add_argument("--min-areas", default=str(MIN_AREA), help="speck sizes to score the rectangles with (a,b,...)")
+    p.add_argument("--trims", default=str(TRIM), help="trims to score the rectangles with (a,b,...; 0: bounding box)")
     p.add_argument("--fid", action="store_true", help="the round trip's FIDs (needs the TF-FID Inception)")
     p.add_argument("--seed-sets", type=int, default=5)
     p.add_argument("--time", action="store_true", help="time a parse against a generate(), side by side")
@@ -122,8 +123,9 @@ def main(argv: list[str] | None = None) -> dict:
     raw = predict(parser.net, photos).numpy()
     results = {"raw": map_scores(raw, true)}
     for area in (int(a) for a in args.min_areas.split(",")):
-        results[f"rectangles (specks under {area} px dropped)"] = map_scores(
-            np.stack([rectangles(r, area) for r in raw]), true)
+        for trim in (float(t) for t in args.trims.split(",")):
+            results[f"rectangles (min_area {area}, trim {trim})"] = map_scores(
+                np.stack([rectangles(r, area, trim) for r in raw]), true)
     out: dict = {"split": args.split, "images": len(photos), "scores": results}
     print(f"{args.split}: {len(photos)} photos\n" + table(results))
     if args.fid:
