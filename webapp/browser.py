@@ -190,8 +190,9 @@ class CrossOriginIsolation:
 
 
 def launch_app_kwargs() -> dict[str, Any]:
-    """``demo.launch(app_kwargs=...)``: the routes above, the page's (``webapp.render``) and the isolation
-    headers (a new dict each launch)."""
+    """``demo.launch(app_kwargs=...)``: the routes above, the page's (``webapp.render``), the isolation headers
+    and the refusal of a body where our routes take none (a new dict each launch)."""
     from webapp.render import ROUTES as PAGE_ROUTES
+    from webapp.render import NoBody
 
-    return {"routes": [*ROUTES, *PAGE_ROUTES], "middleware": [Middleware(CrossOriginIsolation)]}
+    return {"routes": [*ROUTES, *PAGE_ROUTES], "middleware": [Middleware(CrossOriginIsolation), Middleware(NoBody)]}

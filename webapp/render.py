@@ -93,11 +93,28 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def too_large(limit: int) -> Response:
-    """413, and the connection closed after it (``Connection: close``), so that the server reads no more of a
-    body it refused."""
-    return PlainTextResponse(f"the label map is too large: a request's body may have at most {limit:,} bytes "
-                             "(the canvas sends a few KB)", status_code=413, headers={"Connection": "close"})
+def too_large(text: str) -> Response:
+    """413 saying ``text``, and the connection closed after it (``Connection: close``), so that the server reads no
+    more of a body it refused."""
+    return PlainTextResponse(text, status_code=413, headers={"Connection": "close"})
+
+
+class NoBody:
+    """ASGI middleware: the app's own routes that take no body (every ``GET`` or ``HEAD`` under ``/p2p/``: the page's
+    settings, the model, the runtime, the scripts) refuse one with 413 before a byte of it is read, as
+    ``POST /p2p/render`` refuses a body over its limit (``read_body``), and close the connection. Without it a
+    request could make the server take in a body of any size for nothing."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD") and scope["path"].startswith("/p2p/"):
+            headers = dict(scope["headers"])
+            chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+            if chunked or headers.get(b"content-length", b"0").strip() not in (b"", b"0"):
+                return await too_large("this address takes no request body")(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 def read_request(query, body: bytes, size: int, most: int) -> tuple:
@@ -139,7 +156,8 @@ async def render(request: Request) -> Response:
         body = await read_body(request, limit)
         tensor, seed, count, stochastic = read_request(request.query_params, body, app.size, app.num_variations)
     except TooLarge:
-        return too_large(limit)
+        return too_large(f"the label map is too large: a request's body may have at most {limit:,} bytes (the "
+                         "canvas sends a few KB)")
     except BadRequest as e:
         return PlainTextResponse(f"Bad request: {e}.", status_code=400)
     if _waiting >= WAITING_MAX:
