@@ -3,9 +3,10 @@
 The generator draws photos from label maps; this goes the other way, so that a person with a photo of a real
 building can start from it: its windows, doors and shop fronts as a map they can repaint. The network is a
 small U-Net trained from scratch on the 400 training photos (``python -m train.parser``; weights in
-``assets/parser``). Its raw per-pixel classes are noisy, so ``rectangles`` turns them into the map a person
-would paint: every element (window, door, balcony, shop ...) an axis-aligned rectangle, the facade and the
-background the fill.
+``assets/parser``). ``rectangles`` turns its raw per-pixel classes into the map a person would paint: every
+element (window, door, balcony, shop ...) an axis-aligned rectangle, the facade and the background the fill.
+Against the true maps that scores a hair under the raw classes (docs/results.md), so the raw classes are the
+default and rectangles the option (``as_rectangles=True``, ``--rectangles``).
 
 Loading only loads: ``FacadeParser.load`` reads the weights and nothing else.
 """
@@ -117,6 +118,10 @@ MIN_AREA = 12
 #: A part's rectangle keeps the rows and columns of its bounding box with at least this share of the pixels of
 #: its fullest row (column): chosen on val (docs/results.md), against the whole bounding box (0).
 TRIM = 0.35
+#: Whether a photo is read into rectangles by default, or into the parser's raw classes. Chosen on val by pixel
+#: accuracy and mean IoU against the true maps: the raw classes scored higher on both, by a hair (0.659 / 0.354
+#: against 0.656 / 0.354; docs/results.md), so they are the default and rectangles the option.
+AS_RECTANGLES = False
 
 
 def _runs(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -240,9 +245,9 @@ class PhotoParser:
         """An RGB ``SIZE`` x ``SIZE`` photo -> its raw (H, W) uint8 classes (the network's argmax)."""
         return self.net(image_to_tensor(photo)[None]).argmax(1)[0].to(torch.uint8).numpy()
 
-    def parse(self, photo: ImageLike, as_rectangles: bool = True) -> ParsedPhoto:
-        """A photo read into a label map: the elements as rectangles on the fill (``rectangles``), or with
-        ``as_rectangles=False`` the raw classes."""
+    def parse(self, photo: ImageLike, as_rectangles: bool = AS_RECTANGLES) -> ParsedPhoto:
+        """A photo read into a label map: the parser's raw classes, or with ``as_rectangles=True`` the elements as
+        rectangles on the fill (``rectangles``). The default is the one that scored higher (``AS_RECTANGLES``)."""
         fitted, size = self.fit(photo)
         raw = self.classes(fitted)
         return ParsedPhoto(index_to_rgb(rectangles(raw) if as_rectangles else raw), raw, size)
@@ -254,7 +259,7 @@ def bundled_parser() -> PhotoParser:
     return PhotoParser.load(PARSER_DIR)
 
 
-def parse_photo(photo: ImageLike, as_rectangles: bool = True) -> Image.Image:
+def parse_photo(photo: ImageLike, as_rectangles: bool = AS_RECTANGLES) -> Image.Image:
     """A photo of a facade (any size: squeezed to 256x256) read into an editable label map by the bundled parser.
 
     >>> from pix2pix import parse_photo

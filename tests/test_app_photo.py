@@ -34,13 +34,13 @@ def test_an_uploaded_photo_becomes_an_editable_label_map(served, browser):
     p = page.page
     try:
         first = page.grid()
-        _, photo, true = _example("shop")
+        _, photo, true = _example("balconies")
         before, src = loaded(page), page.facade_src()
         page.upload(photo)
         wait_loaded(page, before)
         parsed = page.grid()
-        assert (parsed == true).mean() >= 0.6, (parsed == true).mean()  # the photo's own map, nearly
-        assert len(np.unique(parsed)) >= 4  # facade, windows, a shop, ...: a map, not a flood of one class
+        assert (parsed == true).mean() >= 0.65, (parsed == true).mean()  # 0.73 here; the test photos' mean: 0.66
+        assert len(np.unique(parsed)) >= 4  # facade, windows, balconies, ...: a map, not a flood of one class
         note = p.locator("#load-error .p2p-note")
         expect(note).to_contain_text("looks like a photo: it was read into a label map", timeout=30_000)
         assert photo.name in note.inner_text() and "Undo" in note.inner_text()
@@ -73,11 +73,11 @@ def test_start_from_a_photo_example(served, browser):
         thumbs = p.locator("#photo-examples button.thumbnail-item")
         expect(thumbs).to_have_count(len(example_labels()), timeout=30_000)
         captions = [t.inner_text().strip() for t in thumbs.all()]
-        _, _, true = _example("shop")
+        _, _, true = _example("balconies")
         before = loaded(page)
-        thumbs.nth(captions.index("shop")).click()
+        thumbs.nth(captions.index("balconies")).click()
         wait_loaded(page, before)
-        assert (page.grid() == true).mean() >= 0.6
+        assert (page.grid() == true).mean() >= 0.65
         expect(p.locator("#load-error .p2p-note")).to_contain_text("read into a label map", timeout=30_000)
     finally:
         p.close()

@@ -2,10 +2,10 @@
 
 - pixel accuracy, mean IoU and per-class IoU of the parsed maps against the true maps, raw (the network's argmax)
   and as rectangles (``pix2pix.parser.rectangles``, for each ``--min-areas`` speck size: choose on val);
-- ``--fid``: the round trip. Facades drawn by the bundled generator from the parsed maps (as rectangles) and from
-  the true maps, over ``--seed-sets`` seed sets (``train.evaluate``'s seeds): each set's FID against the real
+- ``--fid``: the round trip. Facades drawn by the bundled generator from the parsed maps (raw and as rectangles)
+  and from the true maps, over ``--seed-sets`` seed sets (``train.evaluate``'s seeds): each set's FID against the real
   photos, and the FID of the parsed maps' facades against the true maps' facades; the means over the sets;
-- ``--time``: one photo's parse (``PhotoParser.parse``, as the app runs it) against one facade's
+- ``--time``: one photo's parse (``PhotoParser.parse``, raw and as rectangles) against one facade's
   ``Pix2Pix.generate()``, side by side, interleaved, median of ``--repeats`` (plain fp32 eager, ``--threads``).
 
 Writes the figures as JSON (``--out``) and prints them as the tables of docs/results.md.
@@ -53,20 +53,22 @@ def facades(model: Pix2Pix, inputs: list[torch.Tensor], k: int, batch_size: int 
     return torch.cat(out)
 
 
-def round_trip(parsed: np.ndarray, true: torch.Tensor, photos: torch.Tensor, seed_sets: int) -> dict:
-    """FIDs of the facades drawn from the parsed maps and from the true maps (see the module's docstring)."""
+def round_trip(parsed: dict[str, np.ndarray], true: torch.Tensor, photos: torch.Tensor, seed_sets: int) -> dict:
+    """FIDs of the facades drawn from each way of parsing (``parsed``: name -> class maps) and from the true
+    maps, against the real photos, and each parsed way's facades against the true maps' (the module's docstring)."""
     from . import fid as fidlib
     from .evaluate import features, mean_std
 
     model = Pix2Pix.load(device="cpu")
     real = features(photos)
-    sets: dict[str, list[float]] = {"parsed": [], "true": [], "parsed_vs_true": []}
+    sets: dict[str, list[float]] = {}
     for k in range(seed_sets):
-        a = features(facades(model, to_inputs(parsed), k))
-        b = features(facades(model, to_inputs(true.numpy()), k))
-        sets["parsed"].append(fidlib.fid_from_features(a, real))
-        sets["true"].append(fidlib.fid_from_features(b, real))
-        sets["parsed_vs_true"].append(fidlib.fid_from_features(a, b))
+        drawn = {"true": features(facades(model, to_inputs(true.numpy()), k))}
+        drawn.update({name: features(facades(model, to_inputs(maps), k)) for name, maps in parsed.items()})
+        for name, feats in drawn.items():
+            sets.setdefault(name, []).append(fidlib.fid_from_features(feats, real))
+            if name != "true":
+                sets.setdefault(f"{name}_vs_true", []).append(fidlib.fid_from_features(feats, drawn["true"]))
         print(f"seed set {k}: " + ", ".join(f"{name} {v[-1]:.1f}" for name, v in sets.items()), flush=True)
     return {name: {"mean": mean_std(v)[0], "std": mean_std(v)[1], "sets": v} for name, v in sets.items()}
 
@@ -74,18 +76,20 @@ def round_trip(parsed: np.ndarray, true: torch.Tensor, photos: torch.Tensor, see
 def timing(photo: Path, label: Path, repeats: int) -> dict:
     """Median seconds of one parse and one generate(), interleaved (the same load on the machine for both)."""
     model, parser = Pix2Pix.load(device="cpu"), PhotoParser.load()
-    times: dict[str, list[float]] = {"parse": [], "parse_raw": [], "generate": []}
+    times: dict[str, list[float]] = {"parse_rectangles": [], "parse_raw": [], "generate": []}
     for _ in range(3):  # warm-up
         model.generate(label, seed=0)
         parser.parse(photo)
     for _ in range(repeats):
-        for name, run in (("generate", lambda: model.generate(label, seed=0)), ("parse", lambda: parser.parse(photo)),
+        for name, run in (("generate", lambda: model.generate(label, seed=0)),
+                          ("parse_rectangles", lambda: parser.parse(photo, as_rectangles=True)),
                           ("parse_raw", lambda: parser.parse(photo, as_rectangles=False))):
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
     medians = {name: statistics.median(v) for name, v in times.items()}
-    return {**medians, "ratio": medians["parse"] / medians["generate"], "repeats": repeats,
+    return {**medians, "ratio": max(medians["parse_raw"], medians["parse_rectangles"]) / medians["generate"],
+            "repeats": repeats,
             "threads": torch.get_num_threads()}
 
 
@@ -129,7 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
     out: dict = {"split": args.split, "images": len(photos), "scores": results}
     print(f"{args.split}: {len(photos)} photos\n" + table(results))
     if args.fid:
-        out["fid"] = round_trip(np.stack([rectangles(r) for r in raw]), true, photos, args.seed_sets)
+        out["fid"] = round_trip({"raw": raw, "rectangles": np.stack([rectangles(r) for r in raw])}, true, photos,
+                                args.seed_sets)
     if args.time:
         from pix2pix import example_labels, example_photo
 
