@@ -1,7 +1,8 @@
 """Start from a photo, in a real browser (a desktop; Debian's Chromium through Playwright, as
 tests/test_app_browser.py): an uploaded photo of a facade becomes an editable label map on the canvas, read by
-the bundled facade parser, close to the photo's true map; a note says so; the facade is drawn from it; Undo
-brings back the map before. And the "start from a photo" examples do the same."""
+the bundled facade parser, close to the photo's true map; a note says so; the facade is drawn from it (by the
+server, and in browser mode by the page itself); Undo brings back the map before. And the "start from a photo"
+examples do the same."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from pix2pix.parser import PARSER_DIR
 from tests import test_app_browser as ui
 from tests.test_app_browser import Page, loaded, wait_loaded, wait_received
 
-# The browser tests' fixtures (the app on a tiny generator, Chromium), shared, not copied.
-sync_playwright, browser, served = ui.sync_playwright, ui.browser, ui.served
+# The browser tests' fixtures (the app on a tiny generator, Chromium; the one with a latent code for browser mode),
+# shared, not copied.
+sync_playwright, browser, served, served_coded = ui.sync_playwright, ui.browser, ui.served, ui.served_coded
 
 pytestmark = pytest.mark.skipif(not (PARSER_DIR / "model.safetensors").is_file(), reason="no bundled parser")
 
@@ -79,5 +81,30 @@ def test_start_from_a_photo_example(served, browser):
         wait_loaded(page, before)
         assert (page.grid() == true).mean() >= 0.65
         expect(p.locator("#load-error .p2p-note")).to_contain_text("read into a label map", timeout=30_000)
+    finally:
+        p.close()
+
+
+def test_in_browser_mode_the_facade_of_a_photo_is_drawn_in_the_page(served_coded, browser):
+    import re
+
+    model, url = served_coded
+    page = Page(browser, url, backend="browser")
+    p = page.page
+    try:
+        p.wait_for_function(ui.DECIDED_JS, timeout=60_000)
+        assert p.evaluate("() => window.p2pPage.active()"), p.locator("#backend").inner_text()
+        _, photo, true = _example("balconies")
+        before, src, forwards = loaded(page), page.facade_src(), len(model.seeds)
+        page.upload(photo)  # the server reads the photo (one request); the page draws its facade itself
+        wait_loaded(page, before)
+        assert (page.grid() == true).mean() >= 0.65
+        page.wait_facade_change(src)
+        p.wait_for_function(ui.IDLE_JS, timeout=30_000)
+        assert page.facade_src().startswith("blob:") and len(model.seeds) == forwards  # no server forward
+        status = p.locator("#status").inner_text().strip()
+        assert re.fullmatch(r"Seed 0 · drawn in your browser in \d+\.\d\d s", status), status
+        server = ui._server_facade(model, page.grid(), 0)
+        assert np.abs(ui._facade_pixels(page) - server).mean() <= 1.0  # the facade the server would draw
     finally:
         p.close()
