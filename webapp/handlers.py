@@ -210,11 +210,9 @@ class FacadeApp:
             parsed = self.parser.parse(source)
         except (ValueError, FileNotFoundError) as e:
             return Reply(load_error=message(f"Cannot read that photo: {public_message(e, str(source))}"))
-        text = (f"{name} looks like a photo: it was read into a label map of its windows, doors and other parts. "
-                "Paint over it to change it; Undo brings back the map before.")
+        text = f"{name} looks like a photo: it was read into a label map. Paint over it to edit it; Undo goes back."
         if parsed.squeezed:
-            text += (f" The photo is {parsed.size[0]}x{parsed.size[1]}: it was squeezed to {self.size}x{self.size}, "
-                     "as label maps are.")
+            text += f" The photo is {parsed.size[0]}x{parsed.size[1]}: it was squeezed to {self.size}x{self.size}."
         return self._load(parsed.labels, None, f'<p class="p2p-note">{html.escape(text)}</p>')
 
     def load_photo_example(self, evt: gr.SelectData) -> Reply:
