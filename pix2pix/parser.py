@@ -8,7 +8,7 @@ element (window, door, balcony, shop ...) an axis-aligned rectangle, the facade 
 Against the true maps that scores a hair under the raw classes (docs/results.md), so the raw classes are the
 default and rectangles the option (``as_rectangles=True``, ``--rectangles``).
 
-Loading only loads: ``FacadeParser.load`` reads the weights and nothing else.
+Loading only loads: ``PhotoParser.load`` reads the weights and nothing else.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class ParserNet(nn.Module):
 
 
 def save_parser(net: ParserNet, folder: Path, info: dict | None = None) -> Path:
-    """``model.safetensors`` (float16: half the size, the same argmax to within a few pixels) and ``config.json``."""
+    """``model.safetensors`` (float16: half the size; read back as float32) and ``config.json``."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
