@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -22,6 +23,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_demo(model, middleware: tuple = ()):
+    """``app.build_demo(model)`` served on 127.0.0.1 (with ``middleware`` added to the app's own): yields its
+    address, and closes it after."""
+    import app
+
+    demo = app.build_demo(model)
+    port = free_port()
+    kwargs = app.launch_kwargs()
+    kwargs["app_kwargs"]["middleware"].extend(middleware)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
 
 
 def label_of(source) -> np.ndarray:

@@ -28,7 +28,7 @@ from PIL import Image
 from pix2pix import Pix2Pix, UnetGenerator, example_labels, rgb_to_index
 from pix2pix.layout import random_layout
 from pix2pix.palette import BACKGROUND, PALETTE, class_index
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, WATCH_FACADE_JS, free_port, label_of, sync_playwright_or_skip
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, WATCH_FACADE_JS, label_of, serve_demo, sync_playwright_or_skip
 
 REPO = Path(__file__).resolve().parent.parent
 PHONE = dict(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True, device_scale_factor=2)
@@ -73,16 +73,9 @@ class SpyPix2Pix(Pix2Pix):
 
 @pytest.fixture(scope="module")
 def served(tiny_generator):
-    import app
-
     model = SpyPix2Pix(tiny_generator, device="cpu")
-    demo = app.build_demo(model)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_kwargs())
-    try:
-        yield model, f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serve_demo(model) as url:
+        yield model, url
 
 
 @pytest.fixture(scope="module")
@@ -843,19 +836,10 @@ def served_coded():
     ONNX graph its masks and its code, both from the seed rule's JavaScript. ``Sent`` counts what it sends."""
     from starlette.middleware import Middleware
 
-    import app
-
     torch.manual_seed(2)
     model = SpyPix2Pix(UnetGenerator(ngf=8, nz=8).eval(), device="cpu")
-    demo = app.build_demo(model)
-    port = free_port()
-    kwargs = app.launch_kwargs()
-    kwargs["app_kwargs"]["middleware"].append(Middleware(Sent))
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **kwargs)
-    try:
-        yield model, f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serve_demo(model, (Middleware(Sent),)) as url:
+        yield model, url
 
 
 def _facade_pixels(page: Page, selector: str = "#facade img") -> np.ndarray:

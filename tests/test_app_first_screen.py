@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from pix2pix import UnetGenerator, example_labels
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, WATCH_FACADE_JS, free_port, label_of, sync_playwright_or_skip
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, WATCH_FACADE_JS, label_of, serve_demo, sync_playwright_or_skip
 from tests.test_app_browser import (
     DECIDED_JS,
     DESKTOPS,
@@ -37,17 +37,10 @@ from tests.test_app_browser import (
 @pytest.fixture(scope="module")
 def served():
     """The app on a tiny generator with a latent code (nz = 8, as the bundled model)."""
-    import app
-
     torch.manual_seed(2)
     model = SpyPix2Pix(UnetGenerator(ngf=8, nz=8).eval(), device="cpu")
-    demo = app.build_demo(model)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_kwargs())
-    try:
-        yield model, f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serve_demo(model) as url:
+        yield model, url
 
 
 @pytest.fixture(scope="module")

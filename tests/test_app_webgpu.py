@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from pix2pix import UnetGenerator
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, browser_unavailable, free_port, sync_playwright_or_skip
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, browser_unavailable, serve_demo, sync_playwright_or_skip
 from tests.test_app_browser import DECIDED_JS, IDLE_JS, Page, SpyPix2Pix, _facade_pixels, _server_facade
 
 WEBGPU_ARGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"]
@@ -34,17 +34,10 @@ BREAK_THE_GPU_JS = """() => { GPUQueue.prototype.submit = function () {
 @pytest.fixture(scope="module")
 def served_webgpu():
     """The app on a tiny generator with a latent code (nz = 8, as the bundled model)."""
-    import app
-
     torch.manual_seed(2)
     model = SpyPix2Pix(UnetGenerator(ngf=8, nz=8).eval(), device="cpu")
-    demo = app.build_demo(model)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.launch_kwargs())
-    try:
-        yield model, f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with serve_demo(model) as url:
+        yield model, url
 
 
 @pytest.fixture(scope="module")
