@@ -82,7 +82,7 @@ def test_an_upload_message_never_pushes_the_examples_off_the_first_screen(served
             expect(p.locator(f"#load-error {kind}")).to_contain_text(words, timeout=30_000)
             p.wait_for_function("() => window.p2pPage.idle()", timeout=30_000)
             for selector in ("#examples", "#examples img", "#examples .caption-label", "#load-error", "#upload",
-                             "#facade img", "#seed input", "#variations-btn"):
+                             "#facade img", "#seed input", "#variations-btn", "#photo-examples"):
                 assert page.in_view(selector), f"{selector} is off the first screen at {size} with {path.name[:20]}"
             message = page.box_of("#load-error")
             assert message["height"] < 100  # three lines at most: a longer one scrolls in its box

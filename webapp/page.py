@@ -113,13 +113,7 @@ def _paint_area(app: FacadeApp) -> tuple:
         examples = gr.Gallery(value=[(str(p), p.stem.split("_", 1)[-1]) for p in app.examples],
                               label="Examples: click one to load it", columns=8, height="auto", allow_preview=False,
                               object_fit="contain", format="png", elem_id="examples", min_width=0, buttons=[])
-        photos = None
-        if app.photo_examples:
-            photos = gr.Gallery(value=[(str(p), p.stem.split("_")[1]) for p in app.photo_examples],
-                                label="Start from a photo: click one to read it into a label map (or upload a photo)",
-                                columns=8, height="auto", allow_preview=False, object_fit="contain", format="jpeg",
-                                elem_id="photo-examples", min_width=0, buttons=[])
-    return canvas, random_btn, layout_seed, upload_btn, load_error, examples, photos
+    return canvas, random_btn, layout_seed, upload_btn, load_error, examples
 
 
 def _result_area(app: FacadeApp, initial_seed: int) -> None:
@@ -140,14 +134,22 @@ def _result_area(app: FacadeApp, initial_seed: int) -> None:
         gr.Button("Save facade (PNG)", size="md", elem_id="save-facade", min_width=0)
 
 
-def _variations_area() -> None:
-    """The variations: their button, the four (the controller puts them in #variations), how to use them."""
+def _variations_area(app: FacadeApp) -> gr.Gallery | None:
+    """The variations: their button, the four (the controller puts them in #variations), how to use them; under
+    them "start from a photo" (where the app has a facade parser): the canvas's column has no room left for it on
+    a desktop's first screen, this one has."""
     with gr.Column(elem_id="more", min_width=0):
         gr.Button(f"{NUM_VARIATIONS} variations", size="md", elem_id="variations-btn", min_width=0)
         gr.HTML("", elem_id="variations", padding=False)
         gr.Markdown("Four seeds from the seed on. Click one to make it the facade, and its seed the seed.",
                     elem_id="variations-help")
         gr.Button(f"Save the {NUM_VARIATIONS} (PNG)", size="md", elem_id="save-variations", min_width=0)
+        if not app.photo_examples:
+            return None
+        return gr.Gallery(value=[(str(p), p.stem.split("_")[1]) for p in app.photo_examples],
+                          label="Start from a photo: click one",
+                          columns=4, height="auto", allow_preview=False, object_fit="cover", format="jpeg",
+                          elem_id="photo-examples", min_width=0, buttons=[])
 
 
 def _layout(app: FacadeApp, initial_seed: int) -> Widgets:
@@ -155,9 +157,9 @@ def _layout(app: FacadeApp, initial_seed: int) -> Widgets:
     gr.Markdown(INTRO, elem_id="intro")
     layout = gr.State(None)
     with gr.Row(elem_id="workspace", equal_height=False):
-        canvas, random_btn, layout_seed, upload_btn, load_error, examples, photos = _paint_area(app)
+        canvas, random_btn, layout_seed, upload_btn, load_error, examples = _paint_area(app)
         _result_area(app, initial_seed)
-        _variations_area()
+        photos = _variations_area(app)
     return Widgets(canvas, layout_seed, layout, load_error, random_btn, upload_btn, examples, photos)
 
 
