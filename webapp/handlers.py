@@ -204,7 +204,8 @@ class FacadeApp:
 
     def load_photo(self, source: Any, name: str) -> Reply:
         """A photo read into a label map on the canvas by the facade parser (``pix2pix.parser``): its windows,
-        doors, shops ... as rectangles to repaint, with a note saying so (and when the photo was squeezed).
+        doors, shops ... as the parser's classes (``pix2pix.parser.AS_RECTANGLES`` says whether as rectangles) to
+        repaint, with a note saying so (and when the photo was squeezed).
         The canvas takes it as any load: one Undo step brings back the map before."""
         try:
             parsed = self.parser.parse(source)
