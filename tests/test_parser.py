@@ -13,7 +13,7 @@ from PIL import Image
 from pix2pix import example_labels, example_photo, parse_photo
 from pix2pix.__main__ import main as cli
 from pix2pix.palette import class_index, rgb_to_index
-from pix2pix.parser import PARSER_DIR, PhotoParser, components, load_parser_net, rectangles
+from pix2pix.parser import PARSER_DIR, ParserNet, PhotoParser, classify, components, load_parser_net, rectangles
 from train.parser import ParserConfig, confusion, scores, train
 
 WALL, SKY, WINDOW, DOOR, SHOP = (class_index(n) for n in ("facade", "background", "window", "door", "shop"))
@@ -97,6 +97,22 @@ def test_components_are_the_4_connected_parts_of_one_class():
         assert parts[y, x] == parts[y, x + 1]
     for y, x in zip(*np.nonzero(noise[:, :-1] != noise[:, 1:]), strict=True):
         assert parts[y, x] != parts[y, x + 1]
+
+
+def test_a_mirrored_photo_is_read_into_the_mirrored_map():
+    """With ``flip`` a photo's reading averages it with its mirror's, so a mirrored photo gives exactly the mirrored
+    classes; one reading alone (an untrained, lopsided network) does not."""
+    torch.manual_seed(0)
+    net = ParserNet(width=8, levels=3, cap=16).eval()
+    with torch.no_grad():
+        for p in net.parameters():  # weights that give several classes (a fresh network gives one everywhere)
+            p.normal_(0, 0.3)
+    photos = torch.rand(2, 3, 64, 64) * 2 - 1
+    both = classify(net, torch.cat([photos, photos.flip(-1)]))
+    assert both.shape == (4, 64, 64) and both.dtype == torch.uint8
+    assert torch.equal(both[2:], both[:2].flip(-1)) and len(both.unique()) > 1
+    one = classify(net, torch.cat([photos, photos.flip(-1)]), flip=False)
+    assert not torch.equal(one[2:], one[:2].flip(-1))
 
 
 @pytest.mark.skipif(not (PARSER_DIR / "model.safetensors").is_file(), reason="no bundled parser")

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from pix2pix.images import SIZE, uint8_to_tensor
 from pix2pix.palette import CLASS_NAMES, NUM_CLASSES, rgb_to_index
-from pix2pix.parser import ParserNet, save_parser
+from pix2pix.parser import FLIP, ParserNet, classify, save_parser
 
 from .data import DataError, PairedDataset, check_pairs, find_pairs, split_folder
 
@@ -110,13 +110,14 @@ def step_batch(photos: torch.Tensor, classes: torch.Tensor, config: ParserConfig
 
 # ----------------------------------------------------------------------------------------------- scores
 @torch.no_grad()
-def predict(net: ParserNet, photos: torch.Tensor, bf16: bool = False, batch_size: int = 16) -> torch.Tensor:
-    """(N, 3, H, W) uint8 photos -> (N, H, W) uint8 classes (the raw argmax)."""
+def predict(net: ParserNet, photos: torch.Tensor, bf16: bool = False, batch_size: int = 16,
+            flip: bool = FLIP) -> torch.Tensor:
+    """(N, 3, H, W) uint8 photos -> (N, H, W) uint8 classes, read as the app reads them (``classify``)."""
     net.eval()
     out = []
     for start in range(0, len(photos), batch_size):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out.append(net(uint8_to_tensor(photos[start:start + batch_size])).argmax(1).to(torch.uint8))
+            out.append(classify(net, uint8_to_tensor(photos[start:start + batch_size]), flip))
     return torch.cat(out)
 
 
@@ -135,8 +136,9 @@ def scores(conf: np.ndarray) -> dict:
     return {"pixel_accuracy": float(inter.sum() / conf.sum()), "mean_iou": float(np.mean(present)), "iou": iou}
 
 
-def evaluate(net: ParserNet, photos: torch.Tensor, classes: torch.Tensor, bf16: bool = False) -> dict:
-    return scores(confusion(predict(net, photos, bf16), classes))
+def evaluate(net: ParserNet, photos: torch.Tensor, classes: torch.Tensor, bf16: bool = False,
+             flip: bool = FLIP) -> dict:
+    return scores(confusion(predict(net, photos, bf16, flip=flip), classes))
 
 
 # ----------------------------------------------------------------------------------------------- training

@@ -1,6 +1,7 @@
 """Score the facade parser: ``python -m train.parser_eval --data <facades> [--split test] [--fid] [--time]``.
 
-- pixel accuracy, mean IoU and per-class IoU of the parsed maps against the true maps, raw (the network's argmax)
+- pixel accuracy, mean IoU and per-class IoU of the parsed maps against the true maps, raw (the argmax of the
+  network's probabilities averaged with the mirrored photo's, as the app reads a photo; and without the mirror)
   and as rectangles (``pix2pix.parser.rectangles``, for each ``--min-areas`` speck size: choose on val);
 - ``--fid``: the round trip. Facades drawn by the bundled generator from the parsed maps (raw and as rectangles)
   and from the true maps, over ``--seed-sets`` seed sets (``train.evaluate``'s seeds): each set's FID against the real
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> dict:
     photos, true = load_split(folder)
     parser = PhotoParser.load(args.parser)
     raw = predict(parser.net, photos).numpy()
-    results = {"raw": map_scores(raw, true)}
+    results = {"raw": map_scores(raw, true),
+               "raw, not mirrored (flip=False)": map_scores(predict(parser.net, photos, flip=False).numpy(), true)}
     for area in (int(a) for a in args.min_areas.split(",")):
         for trim in (float(t) for t in args.trims.split(",")):
             results[f"rectangles (min_area {area}, trim {trim})"] = map_scores(
