@@ -4,7 +4,8 @@
     /variations     (label image, seed, stochastic) -> 4 facades, captioned with their seeds
     /random_layout  (seed) -> label map
     /parse_photo    (photo) -> label map: the photo of a facade read by the facade parser (``pix2pix.parser``),
-                    its classes as a map (raw: ``AS_RECTANGLES``), to edit and then draw from (only where the app has the parser)
+                    its classes as a map (raw, as ``AS_RECTANGLES`` says), to edit and then draw from (only where
+                    the app has the parser)
 
 The endpoints take a plain label image (any file the library reads), not the page's canvas, through hidden
 components of their own; they run through the same ``FacadeApp.render`` as the page. A bad seed is an error
