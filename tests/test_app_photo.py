@@ -41,7 +41,7 @@ def test_an_uploaded_photo_becomes_an_editable_label_map(served, browser):
         page.upload(photo)
         wait_loaded(page, before)
         parsed = page.grid()
-        assert (parsed == true).mean() >= 0.65, (parsed == true).mean()  # 0.73 here; the test photos' mean: 0.66
+        assert (parsed == true).mean() >= 0.70, (parsed == true).mean()  # 0.75 here; the test photos' mean: 0.68
         assert len(np.unique(parsed)) >= 4  # facade, windows, balconies, ...: a map, not a flood of one class
         note = p.locator("#load-error .p2p-note")
         expect(note).to_contain_text("looks like a photo: it was read into a label map", timeout=30_000)
@@ -79,7 +79,7 @@ def test_start_from_a_photo_example(served, browser):
         before = loaded(page)
         thumbs.nth(captions.index("balconies")).click()
         wait_loaded(page, before)
-        assert (page.grid() == true).mean() >= 0.65
+        assert (page.grid() == true).mean() >= 0.70
         expect(p.locator("#load-error .p2p-note")).to_contain_text("read into a label map", timeout=30_000)
     finally:
         p.close()
@@ -98,7 +98,7 @@ def test_in_browser_mode_the_facade_of_a_photo_is_drawn_in_the_page(served_coded
         before, src, forwards = loaded(page), page.facade_src(), len(model.seeds)
         page.upload(photo)  # the server reads the photo (one request); the page draws its facade itself
         wait_loaded(page, before)
-        assert (page.grid() == true).mean() >= 0.65
+        assert (page.grid() == true).mean() >= 0.70
         page.wait_facade_change(src)
         p.wait_for_function(ui.IDLE_JS, timeout=30_000)
         assert page.facade_src().startswith("blob:") and len(model.seeds) == forwards  # no server forward

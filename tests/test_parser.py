@@ -119,11 +119,12 @@ def test_a_mirrored_photo_is_read_into_the_mirrored_map():
 def test_the_bundled_parser_reads_a_test_photo_into_its_label_map(tmp_path):
     label = BALCONIES
     photo, true = example_photo(label), rgb_to_index(Image.open(label))
-    labels = parse_photo(photo)  # 0.73 of its pixels right (the parser's mean over the test photos: 0.66)
+    assert (PARSER_DIR / "model.safetensors").stat().st_size <= 10_000_000  # the budget: at most 10 MB
+    labels = parse_photo(photo)  # 0.75 of its pixels right (the parser's mean over the test photos: 0.68)
     assert labels.size == (256, 256)
-    assert (rgb_to_index(labels) == true).mean() >= 0.65
+    assert (rgb_to_index(labels) == true).mean() >= 0.70
     squares = rgb_to_index(parse_photo(photo, as_rectangles=True))  # the option: the parts as rectangles
-    assert (squares == true).mean() >= 0.65 and (squares != rgb_to_index(labels)).any()
+    assert (squares == true).mean() >= 0.70 and (squares != rgb_to_index(labels)).any()
     # Any size: a wide photo is squeezed to the grid, as label maps are, and the parse says so.
     wide = tmp_path / "wide.jpg"
     Image.open(photo).resize((600, 300)).save(wide)

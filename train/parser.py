@@ -38,16 +38,16 @@ class ParserConfig:
 
     data: str = ""
     run_dir: str = "runs/parser"
-    steps: int = 2000
+    steps: int = 6000
     batch_size: int = 8
     width: int = 24
-    levels: int = 5
-    cap: int = 128
+    levels: int = 6
+    cap: int = 192
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    warmup: int = 100
-    min_scale: float = 0.35  # the random crop keeps this share of the photo's area at least
-    jitter: float = 0.25  # brightness, contrast and saturation move by up to this much
+    warmup: int = 150
+    min_scale: float = 0.5  # the random crop keeps this share of the photo's area at least
+    jitter: float = 0.2  # brightness, contrast and saturation move by up to this much
     seed: int = 0
     threads: int = 1  # 1 was faster than 2 on a 2-core machine shared with other work
     bf16: bool = True
