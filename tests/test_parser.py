@@ -14,7 +14,7 @@ from pix2pix import example_labels, example_photo, parse_photo
 from pix2pix.__main__ import main as cli
 from pix2pix.palette import class_index, rgb_to_index
 from pix2pix.parser import PARSER_DIR, ParserNet, PhotoParser, classify, components, load_parser_net, rectangles
-from train.parser import ParserConfig, confusion, scores, train
+from train.parser import ParserConfig, confusion, load_split, scores, step_batch, train
 
 WALL, SKY, WINDOW, DOOR, SHOP = (class_index(n) for n in ("facade", "background", "window", "door", "shop"))
 #: The shipped test photo the bundled parser is checked on (assets/examples/test064_balconies_photo.jpg).
@@ -56,6 +56,22 @@ def test_the_parser_trains_and_resumes_step_exactly(facades, tmp_path):
     assert net(torch.zeros(1, 3, 256, 256)).shape == (1, 12, 256, 256)
     with pytest.raises(SystemExit, match="another configuration"):
         train(ParserConfig(**{**vars(_tiny(facades, tmp_path / "whole")), "lr": 1.0}))
+
+
+def test_synthetic_facades_join_the_batches_and_resume_from_their_cache(facades, tmp_path, tiny_weights):
+    config = ParserConfig(**{**vars(_tiny(facades, tmp_path / "synth")), "synthetic": 2,
+                             "synthetic_share": 1.0, "generator": str(tiny_weights)})
+    train(config, stop_at=2)
+    pool = torch.load(tmp_path / "synth" / "synthetic.pt", weights_only=True)
+    assert pool["photos"].shape == (12, 3, 256, 256) and pool["classes"].shape == (12, 256, 256)  # 6 maps x 2
+    assert torch.equal(pool["classes"][0], pool["classes"][1])  # two facades of one map ...
+    assert not torch.equal(pool["photos"][0], pool["photos"][1])  # ... are two pictures
+    photos, classes = load_split(facades / "train")
+    x, y = step_batch(photos, classes, config, 0, (pool["photos"], pool["classes"]))
+    real, _ = step_batch(photos, classes, config, 0)
+    assert not torch.equal(x, real)  # a share of 1: every sample is a drawn facade, not the photo
+    train(config)  # resumes from the cached pool: the same pool, the same steps
+    assert torch.load(tmp_path / "synth" / "last.pt", weights_only=False)["step"] == 4
 
 
 def test_rectangles_are_what_a_person_paints():

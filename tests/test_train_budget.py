@@ -459,6 +459,17 @@ def test_bundle_writes_fp16_weights_card_and_results(tmp_path, tiny_generator):
     assert Image.open(results).format == "JPEG" and Image.open(results).size == (6 * 256 + 7 * 4, n * 256 + (n + 1) * 4)
 
 
+def test_the_bundled_card_says_what_the_mode_seeking_term_measured():
+    from train.bundle import differences
+    from train.report import recipe_rows
+
+    summary = {"steps": 10, "epochs_constant": 1, "epochs_decay": 1, "load_size": 286}
+    base = {**vars(parse_args(["--recipe", "cpu"])), "ms_on": "pixel"}
+    for ms_on, says in (("pixel", False), ("dfeat", True)):
+        card = "".join(f"| {k} | {v} |\n" for k, v in recipe_rows({**base, "ms_on": ms_on}, summary))
+        assert ("measured on D's features" in differences(card)) is says, ms_on
+
+
 def test_the_card_sets_the_replaced_model_beside_the_new_one():
     from train.bundle import comparison
 

@@ -28,7 +28,7 @@ from pix2pix.models import CONFIG_NAME, WEIGHTS_NAME
 
 from .evaluate import SEED_SETS, SEED_STRIDE, evaluate, spread
 from .fidelity import find_segmenter
-from .report import card_metadata, metrics_text, with_metadata
+from .report import MS_ON_DFEAT, card_metadata, metrics_text, with_metadata
 
 DIFFERENCES = """
 ## How this model differs from the paper's recipe, and why
@@ -57,6 +57,19 @@ The optimiser (Adam, betas 0.5 / 0.999), the 70x70 PatchGAN, the U-Net's depth, 
 random 256 crop, flip) and dropout at test time are the paper's. The weights are stored in fp16 (upcast to
 fp32 on load).
 """  # noqa: E501 (a markdown table: one row a line)
+
+
+#: The loss row of DIFFERENCES for a run whose mode-seeking term measured the discriminator's features
+#: (``--ms-on dfeat``, the cpu recipe since issue 44) instead of the pixels.
+MS_PIXEL = "1 x mode seeking (MSGAN, Mao et al. 2019)"
+MS_DFEAT = ("1 x mode seeking (MSGAN, Mao et al. 2019) measured on D's features, where a new tint does not count "
+            "(`--ms-on dfeat`: seeds whose detail differs, and a lower FID at equal steps)")
+
+
+def differences(card: str) -> str:
+    """The card's "how this model differs from the paper" section, for the run whose own card is ``card`` (its
+    recipe table says what the mode-seeking term measured: ``report.variation_text``)."""
+    return DIFFERENCES.replace(MS_PIXEL, MS_DFEAT) if MS_ON_DFEAT in card else DIFFERENCES
 
 
 def save_fp16(export: Path, out: Path) -> None:
@@ -149,7 +162,7 @@ def bundle(run: Path, out: Path = BUNDLED_WEIGHTS, results: Path = RESULTS_GRID,
     if metrics is not None:  # the Hub's model-index: the bundled weights' own figures on this split
         card = with_metadata(card, card_metadata(metrics, data.name))
     card = card.replace("![samples](sample.png)", f"![results]({os.path.relpath(results, out)})")
-    (out / "README.md").write_text(card + DIFFERENCES)
+    (out / "README.md").write_text(card + differences(card))
     for extra in ("sample.png",):
         (out / extra).unlink(missing_ok=True)
     return {"weights": str(out), "results": str(results), "metrics": metrics, "previous": previous}

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from pix2pix.images import SIZE, uint8_to_tensor
-from pix2pix.palette import CLASS_NAMES, NUM_CLASSES, rgb_to_index
+from pix2pix.palette import CLASS_NAMES, NUM_CLASSES, index_to_rgb, rgb_to_index
 from pix2pix.parser import FLIP, ParserNet, classify, save_parser
 
 from .data import DataError, PairedDataset, check_pairs, find_pairs, split_folder
@@ -54,6 +54,9 @@ class ParserConfig:
     eval_every: int = 250
     save_every: int = 50
     init: str | None = None  # start from this parser folder's weights (a second cycle), not from random ones
+    synthetic: int = 0  # facades the generator draws per training map, mixed into the batches (0: real photos only)
+    synthetic_share: float = 0.5  # the share of a batch's samples drawn from those facades
+    generator: str | None = None  # the generator's weights for them (None: the bundled model)
     limit: int | None = None  # the first N training pairs only (tests, quick runs)
     eval_limit: int | None = None
     progress: bool = True
@@ -101,11 +104,45 @@ def augment(photos: torch.Tensor, classes: torch.Tensor, g: torch.Generator, min
     return x, y[:, 0].long()
 
 
-def step_batch(photos: torch.Tensor, classes: torch.Tensor, config: ParserConfig, step: int):
-    """Step ``step``'s batch: the same on every run and resume (its own generator, seeded by seed and step)."""
+@torch.no_grad()
+def synthetic_pool(classes: torch.Tensor, per_map: int, weights: str | None, cache: Path,
+                   progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_map`` facades the generator draws from each training map (seeds ``i * per_map + j``), with that map
+    as their classes: pairs whose labels are exact, on the data set's layouts, in many buildings' looks. Kept in
+    ``cache`` so that a resumed run reads the same pool (a new CPU's rounding would not redraw it bit for bit)."""
+    if cache.is_file():
+        pool = torch.load(cache, weights_only=True)
+        return pool["photos"], pool["classes"]
+    from tqdm import tqdm
+
+    from pix2pix import Pix2Pix
+
+    model = Pix2Pix.load(weights)
+    model.choose_fastest()
+    maps = classes.repeat_interleave(per_map, 0)
+    photos = torch.empty(len(maps), 3, SIZE, SIZE, dtype=torch.uint8)
+    for start in tqdm(range(0, len(maps), 8), desc="drawing synthetic facades", unit="batch", disable=not progress):
+        labels = [index_to_rgb(m.numpy()) for m in maps[start:start + 8]]
+        images = model.generate_batch(labels, list(range(start, start + len(labels))))
+        for k, image in enumerate(images):
+            photos[start + k] = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+    torch.save({"photos": photos, "classes": maps}, cache)
+    return photos, maps
+
+
+def step_batch(photos: torch.Tensor, classes: torch.Tensor, config: ParserConfig, step: int,
+               synthetic: tuple[torch.Tensor, torch.Tensor] | None = None):
+    """Step ``step``'s batch: the same on every run and resume (its own generator, seeded by seed and step).
+    With a ``synthetic`` pool, each sample comes from it with probability ``synthetic_share``."""
     g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
     idx = torch.randint(0, len(photos), (config.batch_size,), generator=g)
-    return augment(photos[idx], classes[idx], g, config.min_scale, config.jitter)
+    x, y = photos[idx], classes[idx]
+    if synthetic is not None:
+        use = torch.rand(config.batch_size, generator=g) < config.synthetic_share
+        pick = torch.randint(0, len(synthetic[0]), (config.batch_size,), generator=g)
+        x = torch.where(use[:, None, None, None], synthetic[0][pick], x)
+        y = torch.where(use[:, None, None], synthetic[1][pick], y)
+    return augment(x, y, g, config.min_scale, config.jitter)
 
 
 # ----------------------------------------------------------------------------------------------- scores
@@ -181,6 +218,8 @@ def train(config: ParserConfig, stop_at: int | None = None) -> dict:
     run.mkdir(parents=True, exist_ok=True)
     photos, classes = load_split(train_dir, config.limit)
     val = load_split(val_dir, config.eval_limit) if val_dir is not None else (photos, classes)
+    synthetic = (synthetic_pool(classes, config.synthetic, config.generator, run / "synthetic.pt", config.progress)
+                 if config.synthetic else None)
     net, opt, sched = make_state(config)
     step, best = 0, {"step": None, "pixel_accuracy": -1.0}
     last = run / "last.pt"
@@ -199,7 +238,7 @@ def train(config: ParserConfig, stop_at: int | None = None) -> dict:
               disable=not config.progress) as bar:
         while step < min(config.steps, stop_at or config.steps):
             net.train()
-            x, y = step_batch(photos, classes, config, step)
+            x, y = step_batch(photos, classes, config, step, synthetic)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 logits = net(x)
             loss = F.cross_entropy(logits.float(), y)

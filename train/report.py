@@ -227,12 +227,16 @@ def evaluation_text(metrics: dict | None, split: str | None) -> str:
     return f"On {n} images of `{split}` ({how}:\n\n| metric | value |\n| --- | --- |\n{table}"
 
 
+#: How a card's recipe table names the mode-seeking term on D's features (``train.bundle`` looks for it).
+MS_ON_DFEAT = "mode seeking on the discriminator's features"
+
+
 def variation_text(c: dict) -> str:
     """How the run trains its seeds to differ beyond plain codes (the ablations of issue 44), or ""."""
     parts = []
     if c.get("ms_on", "pixel") != "pixel":
-        parts.append("mode seeking on " + {"detail": "the facades' fine detail (a new tint does not count)",
-                                           "dfeat": "the discriminator's features"}[c["ms_on"]])
+        parts.append({"detail": "mode seeking on the facades' fine detail (a new tint does not count)",
+                      "dfeat": MS_ON_DFEAT}[c["ms_on"]])
     if c.get("l1_downsample", 1) > 1:
         parts.append(f"L1 after a {c['l1_downsample']}x{c['l1_downsample']} box downscale")
     if c.get("code_mod"):
