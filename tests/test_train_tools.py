@@ -279,11 +279,13 @@ def test_a_run_from_before_an_option_existed_is_repeated_with_that_option_off():
     cfg = parse_args(["--recipe", "cpu"]).to_dict()
     assert reproduce_command(cfg, {"epochs_constant": 85, "epochs_decay": 85}) == \
         "python -m train --recipe cpu --epochs 85 --epochs-decay 85"
-    for later in ("lambda_fm", "code_scale_max", "code_max_norm"):  # runs of before these options had none of them
+    assert cfg["ms_on"] == "dfeat"  # the recipe's mode seeking is measured on D's features since issue 44
+    for later in ("lambda_fm", "code_scale_max", "code_max_norm", "ms_on"):  # runs of before these had none of them
         del cfg[later]
     command = reproduce_command(cfg, {"epochs_constant": 85, "epochs_decay": 85})
     head, tail = command.split(" --epochs-decay 85 ")
-    assert sorted((" " + tail).split(" --")[1:]) == ["code-max-norm 0", "code-scale-max 1", "lambda-fm 0"], command
+    assert sorted((" " + tail).split(" --")[1:]) == ["code-max-norm 0", "code-scale-max 1", "lambda-fm 0",
+                                                     "ms-on pixel"], command
 
 
 def test_the_sketch_grid_shows_the_seeds_asked_for(tmp_path):
