@@ -45,8 +45,9 @@ DATA_OPTIONS = ("data", "data_a", "data_b", "direction", "snap_labels", "limit")
 @dataclass
 class TrainConfig:
     recipe: str = opt("paper", "named defaults: 'paper' = the authors' facades setting (ngf 64, batch 1; for a GPU); "
-                               "'cpu' = ngf/ndf 32, a latent code (nz 8) with the mode-seeking term on D's features, L1 weight 10, "
-                               "feature matching 10, training codes scaled up to 1.6x, codes over 2 shortened "
+                               "'cpu' = ngf/ndf 32, a latent code (nz 8) with the mode-seeking term on D's "
+                               "features, L1 weight 10, feature matching 10, training codes scaled up to 1.6x, "
+                               "codes over 2 shortened "
                                "at inference, batch 2 x 2 codes, lr 4e-4, EMA 0.999, compiled (for two CPU cores; "
                                "a 13.8M- instead of 54.4M-parameter generator). Explicit flags override it",
                       choices=tuple(RECIPES), metavar="{" + ",".join(RECIPES) + "}")
