@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.functional import pil_to_tensor
 
 from pix2pix.images import SIZE, uint8_to_tensor
 from pix2pix.palette import CLASS_NAMES, NUM_CLASSES, index_to_rgb, rgb_to_index
@@ -71,7 +72,7 @@ def load_split(folder: Path, limit: int | None = None) -> tuple[torch.Tensor, to
     classes = torch.empty(len(pairs), SIZE, SIZE, dtype=torch.uint8)
     for i in range(len(pairs)):
         labels, photo = dataset.resized(i, SIZE)
-        photos[i] = torch.from_numpy(np.asarray(photo.convert("RGB")).copy()).permute(2, 0, 1)
+        photos[i] = pil_to_tensor(photo.convert("RGB"))
         classes[i] = torch.from_numpy(rgb_to_index(labels))
     return photos, classes
 
@@ -112,7 +113,8 @@ def synthetic_pool(classes: torch.Tensor, per_map: int, weights: str | None, cac
     ``cache`` so that a resumed run reads the same pool (a new CPU's rounding would not redraw it bit for bit)."""
     if cache.is_file():
         pool = torch.load(cache, weights_only=True)
-        return pool["photos"], pool["classes"]
+        if len(pool["classes"]) == len(classes) * per_map:  # else drawn for another --synthetic: draw again
+            return pool["photos"], pool["classes"]
     from tqdm import tqdm
 
     from pix2pix import Pix2Pix
@@ -124,8 +126,7 @@ def synthetic_pool(classes: torch.Tensor, per_map: int, weights: str | None, cac
     for start in tqdm(range(0, len(maps), 8), desc="drawing synthetic facades", unit="batch", disable=not progress):
         labels = [index_to_rgb(m.numpy()) for m in maps[start:start + 8]]
         images = model.generate_batch(labels, list(range(start, start + len(labels))))
-        for k, image in enumerate(images):
-            photos[start + k] = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
+        photos[start:start + len(images)] = torch.stack([pil_to_tensor(image) for image in images])
     torch.save({"photos": photos, "classes": maps}, cache)
     return photos, maps
 
