@@ -68,7 +68,7 @@ class ParserNet(nn.Module):
         self.head = nn.Conv2d(chans[0], NUM_CLASSES, 1)
 
     def config(self) -> dict:
-        return {"width": self.width, "levels": self.levels, "cap": self.cap, "size": SIZE}
+        return {"arch": "unet", "width": self.width, "levels": self.levels, "cap": self.cap, "size": SIZE}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) photos in [-1, 1] (H, W divisible by 2**levels) -> (N, 12, H, W) logits."""
@@ -84,7 +84,75 @@ class ParserNet(nn.Module):
         return F.interpolate(self.head(x).float(), size=size, mode="bilinear", align_corners=False)
 
 
-def save_parser(net: ParserNet, folder: Path, info: dict | None = None) -> Path:
+def _cbr(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
+
+
+class InceptionParserNet(nn.Module):
+    """The first layers of Inception-v3 (torchvision's blocks, to ``Mixed_6b``: 768 channels at 1/18 of the
+    side) as the encoder, a pyramid pooling of its last map (the whole facade's context, as PSPNet), and a light
+    decoder merging back the maps at 1/8, 1/4 and 1/2 (the thin sills and cornices). The trainer starts the
+    encoder from the TF-FID Inception's ImageNet weights (``train.parser --arch inception``): 400 photos are too
+    few to learn what a window looks like from scratch, and that network is already on every machine that
+    computes FID. Its ``BasicConv2d`` layers load that file's convolutions and batch norms one to one."""
+
+    POOLS = (1, 2, 3, 6)
+
+    def __init__(self, ppm: int = 64, c4: int = 128, c3: int = 96, c2: int = 64, c1: int = 32):
+        super().__init__()
+        from torchvision.models.inception import Inception3
+
+        self.widths = {"ppm": ppm, "c4": c4, "c3": c3, "c2": c2, "c1": c1}
+        inc = Inception3(aux_logits=False, init_weights=False)
+        self.stem1 = nn.Sequential(inc.Conv2d_1a_3x3, inc.Conv2d_2a_3x3, inc.Conv2d_2b_3x3)  # 64 at 1/2
+        self.stem2 = nn.Sequential(inc.maxpool1, inc.Conv2d_3b_1x1, inc.Conv2d_4a_3x3)  # 192 at 1/4
+        self.mix5 = nn.Sequential(inc.maxpool2, inc.Mixed_5b, inc.Mixed_5c, inc.Mixed_5d)  # 288 at 1/8
+        self.mix6 = nn.Sequential(inc.Mixed_6a, inc.Mixed_6b)  # 768 at 1/18
+        self.ppm = nn.ModuleList([_cbr(768, ppm, 1) for _ in self.POOLS])
+        self.reduce = _cbr(768, c4, 1)
+        self.fuse4 = _cbr(c4 + ppm * len(self.POOLS), c4, 1)
+        self.fuse3 = _cbr(c4 + 288, c3)
+        self.fuse2 = _cbr(c3 + 192, c2)
+        self.lat1 = _cbr(64, c1, 1)
+        self.fuse1 = _cbr(c2 + c1, c1)
+        self.head = nn.Conv2d(c1, NUM_CLASSES, 1)
+
+    def encoder(self) -> list[nn.Module]:
+        """The Inception layers, in the order of the TF-FID file's convolutions."""
+        return [self.stem1, self.stem2, self.mix5, self.mix6]
+
+    def config(self) -> dict:
+        return {"arch": "inception", **self.widths, "size": SIZE}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) photos in [-1, 1] -> (N, 12, H, W) logits."""
+        def up(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(t, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+        f1 = self.stem1(x)
+        f2 = self.stem2(f1)
+        f3 = self.mix5(f2)
+        f4 = self.mix6(f3)
+        context = [up(m(F.adaptive_avg_pool2d(f4, p)), f4) for m, p in zip(self.ppm, self.POOLS, strict=True)]
+        y = self.fuse4(torch.cat([self.reduce(f4), *context], 1))
+        y = self.fuse3(torch.cat([up(y, f3), f3], 1))
+        y = self.fuse2(torch.cat([up(y, f2), f2], 1))
+        y = self.fuse1(torch.cat([up(y, f1), self.lat1(f1)], 1))
+        return F.interpolate(self.head(y).float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def build_parser_net(config: dict) -> nn.Module:
+    """The network a parser folder's ``config.json`` describes (``arch``: ``unet``, the default, or
+    ``inception``), with fresh weights."""
+    arch = config.get("arch", "unet")
+    if arch == "unet":
+        return ParserNet(config["width"], config["levels"], config["cap"])
+    if arch == "inception":
+        return InceptionParserNet(**{k: config[k] for k in ("ppm", "c4", "c3", "c2", "c1") if k in config})
+    raise ValueError(f"unknown parser architecture {arch!r} (unet or inception): the folder is from a newer version")
+
+
+def save_parser(net: nn.Module, folder: Path, info: dict | None = None) -> Path:
     """``model.safetensors`` (float16: half the size; read back as float32) and ``config.json``."""
     from safetensors.torch import save_file
 
@@ -96,7 +164,7 @@ def save_parser(net: ParserNet, folder: Path, info: dict | None = None) -> Path:
     return folder
 
 
-def load_parser_net(folder: Path | str = PARSER_DIR) -> ParserNet:
+def load_parser_net(folder: Path | str = PARSER_DIR) -> nn.Module:
     """The network saved in ``folder`` (float32, eval mode); a ``FileNotFoundError`` naming what is missing."""
     from safetensors.torch import load_file
 
@@ -106,20 +174,21 @@ def load_parser_net(folder: Path | str = PARSER_DIR) -> ParserNet:
             raise FileNotFoundError(f"no facade parser in {folder} ({name} is missing): train one with "
                                     f"python -m train.parser --data <facades>")
     config = json.loads((folder / CONFIG_NAME).read_text())
-    net = ParserNet(config["width"], config["levels"], config["cap"])
+    net = build_parser_net(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(folder / WEIGHTS_NAME)).items()}
     net.load_state_dict(state)
     return net.eval()
 
 
 #: Whether a photo is also read mirrored and the two readings' probabilities averaged (a facade's classes do not
-#: change in a mirror). Chosen on val: it adds 0.7 points of pixel accuracy (docs/results.md) for a second
-#: forward in the same batch, which keeps a parse well inside its budget of two facades' ``generate()``.
+#: change in a mirror), for a parser folder whose ``config.json`` does not say (``"flip"``, written by the
+#: trainer's ``--flip/--no-flip``). The mirror adds 0.6 to 0.7 points of pixel accuracy (docs/results.md) for a
+#: second forward: worth it where two forwards stay inside a parse's budget of two facades' ``generate()``.
 FLIP = True
 
 
 @torch.no_grad()
-def classify(net: ParserNet, photos: torch.Tensor, flip: bool = FLIP) -> torch.Tensor:
+def classify(net: nn.Module, photos: torch.Tensor, flip: bool = FLIP) -> torch.Tensor:
     """(N, 3, H, W) photos in [-1, 1] -> (N, H, W) uint8 classes: the argmax of the network's probabilities, with
     ``flip`` averaged with those of the mirrored photos (one batch of 2N)."""
     if not flip:
@@ -240,12 +309,16 @@ class PhotoParser:
     """The facade parser: ``PhotoParser.load()`` (the bundled one, or a folder written by ``python -m
     train.parser``), then ``parse(photo)``. Thread-safe: the network is only read."""
 
-    def __init__(self, net: ParserNet, flip: bool = FLIP):
+    def __init__(self, net: nn.Module, flip: bool = FLIP):
         self.net, self.flip = net.eval(), flip
 
     @classmethod
-    def load(cls, folder: str | Path = PARSER_DIR, flip: bool = FLIP) -> PhotoParser:
-        return cls(load_parser_net(folder), flip)
+    def load(cls, folder: str | Path = PARSER_DIR, flip: bool | None = None) -> PhotoParser:
+        """The parser in ``folder``; ``flip`` None: as its ``config.json`` says (``FLIP`` where it says nothing)."""
+        net = load_parser_net(folder)
+        if flip is None:
+            flip = json.loads((Path(folder) / CONFIG_NAME).read_text()).get("flip", FLIP)
+        return cls(net, flip)
 
     @staticmethod
     def fit(photo: ImageLike) -> tuple[Image.Image, tuple[int, int]]:

@@ -3,6 +3,7 @@ person would paint, the bundled parser on a shipped test photo, and ``python -m 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,29 @@ from PIL import Image
 from pix2pix import example_labels, example_photo, parse_photo
 from pix2pix.__main__ import main as cli
 from pix2pix.palette import class_index, rgb_to_index
-from pix2pix.parser import PARSER_DIR, ParserNet, PhotoParser, classify, components, load_parser_net, rectangles
-from train.parser import ParserConfig, confusion, load_split, scores, step_batch, train
+from pix2pix.parser import (
+    PARSER_DIR,
+    InceptionParserNet,
+    ParserNet,
+    PhotoParser,
+    build_parser_net,
+    classify,
+    components,
+    load_parser_net,
+    rectangles,
+    save_parser,
+)
+from train.fid import load_inception
+from train.parser import (
+    ParserConfig,
+    confusion,
+    load_inception_encoder,
+    load_split,
+    make_state,
+    scores,
+    step_batch,
+    train,
+)
 
 WALL, SKY, WINDOW, DOOR, SHOP = (class_index(n) for n in ("facade", "background", "window", "door", "shop"))
 #: The shipped test photo the bundled parser is checked on (assets/examples/test064_balconies_photo.jpg).
@@ -56,6 +78,53 @@ def test_the_parser_trains_and_resumes_step_exactly(facades, tmp_path):
     assert net(torch.zeros(1, 3, 256, 256)).shape == (1, 12, 256, 256)
     with pytest.raises(SystemExit, match="another configuration"):
         train(ParserConfig(**{**vars(_tiny(facades, tmp_path / "whole")), "lr": 1.0}))
+
+
+def test_the_inception_parser_starts_from_the_tf_fid_weights_and_saves_and_loads(tmp_path):
+    net = InceptionParserNet(ppm=8, c4=8, c3=8, c2=8, c1=8)
+    assert load_inception_encoder(net) == 40  # every convolution of the encoder, to Mixed_6b
+    state = load_inception().state_dict()
+    assert torch.equal(net.mix6[-1].branch_pool.conv.weight, state["net.layers.mixed_4.tower_2.conv.weight"])
+    assert torch.equal(net.stem1[0].bn.bias, state["net.layers.conv.beta"])
+    net.eval()
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
+    with torch.no_grad():
+        # the encoder computes what the TF-FID network computes (up to its pools, which leave out the padding)
+        ours = net.mix6(net.mix5(net.stem2(net.stem1(x))))
+        theirs = x
+        for name in ("conv", "conv_1", "conv_2", "pool0", "conv_3", "conv_4", "pool1", *(
+                f"mixed{s}" for s in ("", "_1", "_2", "_3", "_4"))):
+            theirs = getattr(load_inception().net.layers, name)(theirs)
+        assert torch.nn.functional.cosine_similarity(ours.flatten(), theirs.flatten(), 0) > 0.9
+        save_parser(net, tmp_path / "inc")
+        back = load_parser_net(tmp_path / "inc")
+        assert isinstance(back, InceptionParserNet) and back.config() == net.config()
+        assert torch.allclose(back(x), net(x), atol=0.05)  # float16 on disk
+    # the pretrained encoder learns at encoder_lr of the rate, the new layers at the rate itself
+    _, opt, _ = make_state(ParserConfig(arch="inception", lr=1e-3, encoder_lr=0.1))
+    new, encoder = opt.param_groups
+    assert encoder["lr"] == pytest.approx(0.1 * new["lr"]) and len(encoder["params"]) > len(new["params"])
+    with pytest.raises(ValueError, match="unknown parser architecture 'vit'"):
+        build_parser_net({"arch": "vit"})
+    assert isinstance(build_parser_net({"width": 4, "levels": 3, "cap": 8}), ParserNet)  # a folder made before arch
+
+
+def test_a_parser_trained_without_the_mirror_reads_without_it_and_is_scored_so(facades, tmp_path):
+    from train.parser_eval import main as parser_eval
+
+    train(ParserConfig(**{**vars(_tiny(facades, tmp_path / "one")), "flip": False}))
+    assert PhotoParser.load(tmp_path / "one" / "best").flip is False  # its config.json says so
+    assert PhotoParser.load(tmp_path / "one" / "best", flip=True).flip is True  # unless told otherwise
+    assert PhotoParser.load(PARSER_DIR).flip is True  # a folder that says nothing: FLIP
+    out = parser_eval(["--data", str(facades), "--split", "val", "--parser", str(tmp_path / "one" / "best"),
+                       "--min-areas", "12", "--trims", "0.35", "--out", str(tmp_path / "eval.json")])
+    assert list(out["scores"]) == ["raw (flip=False, as the parser reads)", "raw, flip=True",
+                                   "rectangles (min_area 12, trim 0.35)"]
+    val = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    best = max(val, key=lambda r: r["pixel_accuracy"])  # the trainer scored val as the parser reads
+    assert out["scores"]["raw (flip=False, as the parser reads)"]["pixel_accuracy"] == pytest.approx(
+        best["pixel_accuracy"], abs=0.02)  # bf16 in training, fp32 here
+    assert (tmp_path / "eval.json").is_file()
 
 
 def test_synthetic_facades_join_the_batches_and_resume_from_their_cache(facades, tmp_path, tiny_weights):

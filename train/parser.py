@@ -1,7 +1,9 @@
 """Train the facade parser (photo -> the 12 CMP classes) that reads an uploaded photo into a label map.
 
 ``python -m train.parser --data <facades> --run-dir runs/parser`` trains ``pix2pix.parser.ParserNet`` from
-scratch on the training photos: cross-entropy, AdamW, a linear warm-up then a cosine decay, bf16 autocast on
+scratch on the training photos, or with ``--arch inception`` ``InceptionParserNet``, its encoder started from
+the TF-FID Inception's ImageNet weights (``train.fid``'s file) and trained at ``--encoder-lr`` of the rate:
+cross-entropy, AdamW, a linear warm-up then a cosine decay, bf16 autocast on
 the CPU where it pays (AMX). Each step's batch and augmentation (a random resized crop, a flip, brightness,
 contrast and saturation) are drawn from a generator seeded by (seed, step), so a run stopped and started again
 (the same command: it resumes from ``<run-dir>/last.pt``) is step-exact. Every ``--eval-every`` steps the
@@ -24,11 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.models.inception import BasicConv2d
 from torchvision.transforms.functional import pil_to_tensor
 
 from pix2pix.images import SIZE, uint8_to_tensor
 from pix2pix.palette import CLASS_NAMES, NUM_CLASSES, index_to_rgb, rgb_to_index
-from pix2pix.parser import FLIP, ParserNet, classify, save_parser
+from pix2pix.parser import FLIP, InceptionParserNet, build_parser_net, classify, load_parser_net, save_parser
 
 from .data import DataError, PairedDataset, check_pairs, find_pairs, split_folder
 
@@ -41,9 +44,12 @@ class ParserConfig:
     run_dir: str = "runs/parser"
     steps: int = 6000
     batch_size: int = 8
-    width: int = 24
+    arch: str = "unet"  # unet (from scratch) or inception (its encoder from the TF-FID Inception's ImageNet weights)
+    width: int = 24  # unet only, as levels and cap
     levels: int = 6
     cap: int = 192
+    encoder_lr: float = 0.1  # inception only: the pretrained encoder learns at this share of lr
+    flip: bool = True  # read each photo and its mirror (val is scored so, and the parser's config says so)
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup: int = 150
@@ -148,7 +154,7 @@ def step_batch(photos: torch.Tensor, classes: torch.Tensor, config: ParserConfig
 
 # ----------------------------------------------------------------------------------------------- scores
 @torch.no_grad()
-def predict(net: ParserNet, photos: torch.Tensor, bf16: bool = False, batch_size: int = 16,
+def predict(net: torch.nn.Module, photos: torch.Tensor, bf16: bool = False, batch_size: int = 16,
             flip: bool = FLIP) -> torch.Tensor:
     """(N, 3, H, W) uint8 photos -> (N, H, W) uint8 classes, read as the app reads them (``classify``)."""
     net.eval()
@@ -174,7 +180,7 @@ def scores(conf: np.ndarray) -> dict:
     return {"pixel_accuracy": float(inter.sum() / conf.sum()), "mean_iou": float(np.mean(present)), "iou": iou}
 
 
-def evaluate(net: ParserNet, photos: torch.Tensor, classes: torch.Tensor, bf16: bool = False,
+def evaluate(net: torch.nn.Module, photos: torch.Tensor, classes: torch.Tensor, bf16: bool = False,
              flip: bool = FLIP) -> dict:
     return scores(confusion(predict(net, photos, bf16, flip=flip), classes))
 
@@ -189,14 +195,41 @@ def lr_factor(step: int, config: ParserConfig) -> float:
 
 def make_state(config: ParserConfig):
     torch.manual_seed(config.seed)
-    net = ParserNet(config.width, config.levels, config.cap)
+    net = build_parser_net(asdict(config))
+    groups = [{"params": list(net.parameters())}]
     if config.init:
-        from pix2pix.parser import load_parser_net
-
         net.load_state_dict(load_parser_net(config.init).state_dict())
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.arch == "inception":
+        if not config.init:
+            load_inception_encoder(net)
+        encoder = {id(p) for m in net.encoder() for p in m.parameters()}
+        groups = [{"params": [p for p in net.parameters() if id(p) not in encoder]},
+                  {"params": [p for m in net.encoder() for p in m.parameters()], "lr": config.lr * config.encoder_lr}]
+    opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
     return net, opt, sched
+
+
+def load_inception_encoder(net: InceptionParserNet) -> int:
+    """Copy the TF-FID Inception's convolutions and batch norms (``train.fid``; the file has no batch-norm scale:
+    1) into ``net``'s encoder, one to one in order, each shape checked; returns how many layers were copied."""
+    from train.fid import load_inception
+
+    state = load_inception().state_dict()
+    layers = [tuple(state[k[:-len("weight")] + name] for name in ("weight", "beta", "mean", "var"))
+              for k in state if k.endswith(".weight")]
+    ours = [m for part in net.encoder() for m in part.modules() if isinstance(m, BasicConv2d)]
+    for m, (weight, beta, mean, var) in zip(ours, layers):  # the file goes on past Mixed_6b: the rest is unused
+        if m.conv.weight.shape != weight.shape:
+            raise RuntimeError(f"the Inception file does not match the encoder: {tuple(weight.shape)} for "
+                               f"{tuple(m.conv.weight.shape)}")
+        with torch.no_grad():
+            m.conv.weight.copy_(weight)
+            m.bn.weight.fill_(1.0)
+            m.bn.bias.copy_(beta)
+            m.bn.running_mean.copy_(mean)
+            m.bn.running_var.copy_(var)
+    return len(ours)
 
 
 def save_checkpoint(path: Path, step: int, net, opt, sched, best: dict, config: ParserConfig) -> None:
@@ -226,7 +259,8 @@ def train(config: ParserConfig, stop_at: int | None = None) -> dict:
     last = run / "last.pt"
     if last.is_file():
         ckpt = torch.load(last, weights_only=False)
-        if {k: v for k, v in ckpt["config"].items() if k != "progress"} != {
+        saved = {**asdict(ParserConfig()), **ckpt["config"]}  # an option added since takes its default
+        if {k: v for k, v in saved.items() if k != "progress"} != {
                 k: v for k, v in asdict(config).items() if k != "progress"}:
             raise SystemExit(f"error: {last} was made with another configuration: use another --run-dir")
         net.load_state_dict(ckpt["net"])
@@ -251,7 +285,7 @@ def train(config: ParserConfig, stop_at: int | None = None) -> dict:
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             if step % config.eval_every == 0 or step == config.steps:
-                result = evaluate(net, *val, bf16=config.bf16)
+                result = evaluate(net, *val, bf16=config.bf16, flip=config.flip)
                 with (run / "metrics.jsonl").open("a") as f:
                     f.write(json.dumps({"step": step, "loss": loss.item(), "minutes": round(
                         (time.monotonic() - started) / 60, 2), **result}) + "\n")
@@ -259,7 +293,7 @@ def train(config: ParserConfig, stop_at: int | None = None) -> dict:
                           f"mean IoU {result['mean_iou']:.3f}")
                 if result["pixel_accuracy"] > best["pixel_accuracy"]:
                     best = {"step": step, "pixel_accuracy": result["pixel_accuracy"], "mean_iou": result["mean_iou"]}
-                    save_parser(net, run / "best", {"step": step, "val": result})
+                    save_parser(net, run / "best", {"flip": config.flip, "step": step, "val": result})
             if step % config.save_every == 0 or step in (config.steps, stop_at):
                 save_checkpoint(last, step, net, opt, sched, best, config)
     return best
@@ -286,9 +320,8 @@ def main(argv: list[str] | None = None) -> dict:
     run = Path(config.run_dir)
     test_dir = split_folder(Path(config.data), "test")
     if test_dir is not None and best["step"] is not None:
-        from pix2pix.parser import load_parser_net
-
-        best["test"] = evaluate(load_parser_net(run / "best"), *load_split(test_dir, config.eval_limit))
+        best["test"] = evaluate(load_parser_net(run / "best"), *load_split(test_dir, config.eval_limit),
+                                flip=config.flip)
         (run / "test.json").write_text(json.dumps(best["test"], indent=2) + "\n")
     print(f"parser: best on val at step {best['step']} (pixel accuracy {best['pixel_accuracy']:.3f})"
           + (f"; test pixel accuracy {best['test']['pixel_accuracy']:.3f}, mean IoU {best['test']['mean_iou']:.3f}"

@@ -74,9 +74,9 @@ def round_trip(parsed: dict[str, np.ndarray], true: torch.Tensor, photos: torch.
     return {name: {"mean": mean_std(v)[0], "std": mean_std(v)[1], "sets": v} for name, v in sets.items()}
 
 
-def timing(photo: Path, label: Path, repeats: int) -> dict:
+def timing(photo: Path, label: Path, repeats: int, parser: PhotoParser) -> dict:
     """Median seconds of one parse and one generate(), interleaved (the same load on the machine for both)."""
-    model, parser = Pix2Pix.load(device="cpu"), PhotoParser.load()
+    model = Pix2Pix.load(device="cpu")
     times: dict[str, list[float]] = {"parse_rectangles": [], "parse_raw": [], "generate": []}
     for _ in range(3):  # warm-up
         model.generate(label, seed=0)
@@ -125,9 +125,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"error: {args.data}: no {args.split}/ folder")
     photos, true = load_split(folder)
     parser = PhotoParser.load(args.parser)
-    raw = predict(parser.net, photos).numpy()
-    results = {"raw": map_scores(raw, true),
-               "raw, not mirrored (flip=False)": map_scores(predict(parser.net, photos, flip=False).numpy(), true)}
+    raw = predict(parser.net, photos, flip=parser.flip).numpy()
+    other = predict(parser.net, photos, flip=not parser.flip).numpy()
+    results = {f"raw (flip={parser.flip}, as the parser reads)": map_scores(raw, true),
+               f"raw, flip={not parser.flip}": map_scores(other, true)}
     for area in (int(a) for a in args.min_areas.split(",")):
         for trim in (float(t) for t in args.trims.split(",")):
             results[f"rectangles (min_area {area}, trim {trim})"] = map_scores(
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
         from pix2pix import example_labels, example_photo
 
         example = example_labels()[0]
-        out["time"] = timing(example_photo(example), example, args.repeats)
+        out["time"] = timing(example_photo(example), example, args.repeats, parser)
         print(json.dumps(out["time"]))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
