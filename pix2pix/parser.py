@@ -149,7 +149,7 @@ def build_parser_net(config: dict) -> nn.Module:
         return ParserNet(config["width"], config["levels"], config["cap"])
     if arch == "inception":
         return InceptionParserNet(**{k: config[k] for k in ("ppm", "c4", "c3", "c2", "c1") if k in config})
-    raise ValueError(f"unknown parser architecture {arch!r} (unet or inception): the folder is from a newer version")
+    raise ValueError(f"unknown parser architecture {arch!r}: unet or inception (a folder from a newer version?)")
 
 
 def save_parser(net: nn.Module, folder: Path, info: dict | None = None) -> Path:
