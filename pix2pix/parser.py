@@ -3,9 +3,10 @@
 The generator draws photos from label maps; this goes the other way, so that a person with a photo of a real
 building can start from it: its windows, doors and shop fronts as a map they can repaint. The network is a
 small U-Net trained from scratch on the 400 training photos (``python -m train.parser``; weights in
-``assets/parser``). ``rectangles`` turns its raw per-pixel classes into the map a person would paint: every
-element (window, door, balcony, shop ...) an axis-aligned rectangle, the facade and the background the fill.
-Against the true maps that scores a hair under the raw classes (docs/results.md), so the raw classes are the
+``assets/parser``); ``InceptionParserNet`` is the option with a pretrained encoder (``--arch inception``), which
+read test lower (docs/results.md). ``rectangles`` turns its raw per-pixel classes into the map a person would
+paint: every element (window, door, balcony, shop ...) an axis-aligned rectangle, the facade and the background
+the fill. Against the true maps that scores a hair under the raw classes (docs/results.md), so the raw classes are the
 default and rectangles the option (``as_rectangles=True``, ``--rectangles``).
 
 Loading only loads: ``PhotoParser.load`` reads the weights and nothing else.
