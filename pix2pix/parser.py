@@ -165,20 +165,27 @@ def save_parser(net: nn.Module, folder: Path, info: dict | None = None) -> Path:
     return folder
 
 
-def load_parser_net(folder: Path | str = PARSER_DIR) -> nn.Module:
-    """The network saved in ``folder`` (float32, eval mode); a ``FileNotFoundError`` naming what is missing."""
-    from safetensors.torch import load_file
-
-    folder = Path(folder)
+def _read_config(folder: Path) -> dict:
+    """A parser folder's ``config.json``; a ``FileNotFoundError`` naming what is missing."""
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"no facade parser in {folder} ({name} is missing): train one with "
                                     f"python -m train.parser --data <facades>")
-    config = json.loads((folder / CONFIG_NAME).read_text())
+    return json.loads((folder / CONFIG_NAME).read_text())
+
+
+def _load_net(folder: Path, config: dict) -> nn.Module:
+    from safetensors.torch import load_file
+
     net = build_parser_net(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(folder / WEIGHTS_NAME)).items()}
     net.load_state_dict(state)
     return net.eval()
+
+
+def load_parser_net(folder: Path | str = PARSER_DIR) -> nn.Module:
+    """The network saved in ``folder`` (float32, eval mode); a ``FileNotFoundError`` naming what is missing."""
+    return _load_net(Path(folder), _read_config(Path(folder)))
 
 
 #: Whether a photo is also read mirrored and the two readings' probabilities averaged (a facade's classes do not
@@ -316,10 +323,8 @@ class PhotoParser:
     @classmethod
     def load(cls, folder: str | Path = PARSER_DIR, flip: bool | None = None) -> PhotoParser:
         """The parser in ``folder``; ``flip`` None: as its ``config.json`` says (``FLIP`` where it says nothing)."""
-        net = load_parser_net(folder)
-        if flip is None:
-            flip = json.loads((Path(folder) / CONFIG_NAME).read_text()).get("flip", FLIP)
-        return cls(net, flip)
+        config = _read_config(Path(folder))
+        return cls(_load_net(Path(folder), config), config.get("flip", FLIP) if flip is None else flip)
 
     @staticmethod
     def fit(photo: ImageLike) -> tuple[Image.Image, tuple[int, int]]:

@@ -62,7 +62,7 @@ fp32 on load).
 #: The loss row of DIFFERENCES for a run whose mode-seeking term measured the discriminator's features
 #: (``--ms-on dfeat``, the cpu recipe since issue 44) instead of the pixels.
 MS_PIXEL = "1 x mode seeking (MSGAN, Mao et al. 2019)"
-MS_DFEAT = ("1 x mode seeking (MSGAN, Mao et al. 2019) measured on D's features, where a new tint does not count "
+MS_DFEAT = (MS_PIXEL + " measured on D's features, where a new tint does not count "
             "(`--ms-on dfeat`: seeds whose detail differs, and a lower FID at equal steps)")
 
 

@@ -202,9 +202,10 @@ def make_state(config: ParserConfig):
     if config.arch == "inception":
         if not config.init:
             load_inception_encoder(net)
-        encoder = {id(p) for m in net.encoder() for p in m.parameters()}
-        groups = [{"params": [p for p in net.parameters() if id(p) not in encoder]},
-                  {"params": [p for m in net.encoder() for p in m.parameters()], "lr": config.lr * config.encoder_lr}]
+        encoder = [p for m in net.encoder() for p in m.parameters()]
+        ids = {id(p) for p in encoder}
+        groups = [{"params": [p for p in net.parameters() if id(p) not in ids]},
+                  {"params": encoder, "lr": config.lr * config.encoder_lr}]
     opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
     return net, opt, sched
